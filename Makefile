@@ -1,0 +1,80 @@
+# AgentCompress build. Plain make: one library, one CLI, one binary per test
+# file; the only per-file rule is the SIMD flags for *_avx2.c / *_avx512.c.
+#   make            release build (build/)
+#   make SAN=1      ASan + UBSan build (build-san/)
+#   make test       set up, then run the suite in both builds
+#   make run        set up, then generate from the default model
+
+CC      ?= cc
+SAN     ?= 0
+BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
+OPT     := $(if $(filter 1,$(SAN)),-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer,-O2)
+CFLAGS  ?=
+CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wvla -pthread \
+           -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc
+LDFLAGS += $(if $(filter 1,$(SAN)),-fsanitize=address,undefined) -pthread
+LDLIBS  := -lpcre2-8 -lcjson -lm
+
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+
+LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
+CLI_SRC  := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_LIB := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TESTLIB_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libagentcompress.a
+CLI      := $(BUILD)/agentcompress
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test run setup clean tests lint
+all: $(LIB) $(CLI) $(TESTS)
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(CLI): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+tests: $(TESTS) $(CLI)
+
+setup:
+	@scripts/setup.sh
+
+run: setup all
+	$(CLI) generate -m models/SmolLM2-135M-Instruct.Q4_1.gguf --chat \
+	    -p "Name three uses of a language model on a laptop." -n 64
+
+test: setup
+	$(MAKE) tests
+	$(MAKE) SAN=1 tests
+	@scripts/run_tests.sh build build-san
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr -Isrc src
+	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(CFLAGS)
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TESTS:=.d) $(TESTLIB_OBJ:.o=.d)

@@ -1,0 +1,72 @@
+/* quant.h - tensor number formats: ggml-compatible block layouts, a scalar
+ * reference kernel per type, SIMD kernels selected at run time.
+ *
+ * Type ids are ggml's (they are what GGUF files store). Every quantized
+ * weight type has a vec_dot against activations in its vec_dot_type, as
+ * ggml pairs them: Q4_0/Q8_0 -> Q8_0, Q4_1 -> Q8_1, K-quants -> Q8_K,
+ * F16 -> F16, F32 -> F32. */
+#ifndef AC_QUANT_H
+#define AC_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ac_type {
+    AC_TYPE_F32 = 0,
+    AC_TYPE_F16 = 1,
+    AC_TYPE_Q4_0 = 2,
+    AC_TYPE_Q4_1 = 3,
+    AC_TYPE_Q8_0 = 8,
+    AC_TYPE_Q8_1 = 9,
+    AC_TYPE_Q2_K = 10,
+    AC_TYPE_Q4_K = 12,
+    AC_TYPE_Q6_K = 14,
+    AC_TYPE_Q8_K = 15,
+    AC_TYPE_COUNT = 40, /* size of the id space the traits table covers */
+};
+
+/* x: one row of n elements in the type's layout; y: n floats. */
+typedef void (*ac_to_float_fn)(const void *restrict x, float *restrict y, int64_t n);
+/* x: n floats; y: one row in the type's layout. n is a multiple of the block size. */
+typedef void (*ac_from_float_fn)(const float *restrict x, void *restrict y, int64_t n);
+/* *s = dot(x, y) over n elements; x in this type, y in its vec_dot_type.
+ * n is a multiple of the block size. Pointers need no particular alignment. */
+typedef void (*ac_vec_dot_fn)(int n, float *restrict s, const void *restrict x, const void *restrict y);
+
+struct ac_type_traits {
+    const char *name;          /* "q4_0", as ggml names it */
+    int blck_size;             /* elements per block */
+    size_t type_size;          /* bytes per block */
+    bool is_quantized;
+    ac_to_float_fn to_float;           /* dequantize (fastest available) */
+    ac_from_float_fn from_float_ref;   /* deterministic reference quantizer, bit-equal to ggml's *_ref */
+    ac_from_float_fn from_float;       /* fastest quantizer (used for activations); same bits as _ref */
+    ac_vec_dot_fn vec_dot;             /* fastest available, chosen by ac_quant_init() */
+    ac_vec_dot_fn vec_dot_ref;         /* scalar reference */
+    enum ac_type vec_dot_type;         /* layout the activations must be in */
+};
+
+/* Selects SIMD kernels by CPU features (AVX2, AVX-512/VNNI). Idempotent and
+ * thread-safe to call more than once; every other function works before it
+ * too (with reference kernels). */
+void ac_quant_init(void);
+
+/* Name of the SIMD level in use: "scalar", "avx2", "avx512", "avx512vnni". */
+const char *ac_quant_simd_name(void);
+
+/* Forces the reference kernels (tests, debugging). */
+void ac_quant_force_scalar(bool on);
+
+/* Traits of a type, or NULL if the id is unknown/unsupported. */
+const struct ac_type_traits *ac_type_traits(uint32_t type);
+
+/* Bytes of one row of n elements; 0 if n is not a multiple of the block size
+ * or the type is unsupported. */
+size_t ac_row_size(uint32_t type, int64_t n);
+
+/* IEEE half <-> float, bit-exact as ggml (round to nearest even). */
+float ac_fp16_to_fp32(uint16_t h);
+uint16_t ac_fp32_to_fp16(float f);
+
+#endif
