@@ -8,11 +8,12 @@
 CC      ?= cc
 SAN     ?= 0
 BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
-OPT     := $(if $(filter 1,$(SAN)),-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer,-O2)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT     := $(if $(filter 1,$(SAN)),-O1 $(SANFLAGS),-O2)
 CFLAGS  ?=
 CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wvla -pthread \
            -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc
-LDFLAGS += $(if $(filter 1,$(SAN)),-fsanitize=address,undefined) -pthread
+LDFLAGS += $(if $(filter 1,$(SAN)),$(SANFLAGS)) -pthread
 LDLIBS  := -lpcre2-8 -lcjson -lm
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
