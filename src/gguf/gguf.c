@@ -43,7 +43,7 @@ static int read_u32(struct cursor *c, uint32_t *v, const char *what) { return ta
 static int read_u64(struct cursor *c, uint64_t *v, const char *what) { return take(c, v, 8, what); }
 
 static int read_str(struct cursor *c, struct gguf_str *s, const char *what) {
-    uint64_t len;
+    uint64_t len = 0;
     if (read_u64(c, &len, what) != 0) return -1;
     if (len > c->left)
         return ac_errf(c->err, "%s: string length %llu exceeds the file", what, (unsigned long long)len);
@@ -87,7 +87,7 @@ static int skip_scalar(struct cursor *c, enum gguf_vtype t, const char *what) {
 }
 
 static int parse_kv(struct cursor *c, struct gguf_kv *kv) {
-    uint32_t type;
+    uint32_t type = 0;
     if (read_str(c, &kv->key, "metadata key") != 0) return -1;
     if (kv->key.len == 0 || kv->key.len > GGUF_MAX_KEY_LEN)
         return ac_errf(c->err, "metadata key of invalid length %llu", (unsigned long long)kv->key.len);
@@ -99,8 +99,8 @@ static int parse_kv(struct cursor *c, struct gguf_kv *kv) {
         kv->value = c->p;
         return skip_scalar(c, kv->type, "metadata value");
     }
-    uint32_t at;
-    uint64_t n;
+    uint32_t at = 0;
+    uint64_t n = 0;
     if (read_u32(c, &at, "array type") != 0 || read_u64(c, &n, "array length") != 0) return -1;
     if (at >= GGUF_VT_COUNT || at == GGUF_VT_ARRAY)
         return ac_errf(c->err, "metadata '%.*s': invalid array element type %u", (int)kv->key.len, kv->key.ptr, at);
@@ -134,7 +134,7 @@ static int parse_tensor_info(struct cursor *c, struct gguf_tensor *t) {
     uint64_t nelem = 1;
     for (int i = 0; i < GGUF_MAX_DIMS; i++) t->ne[i] = 1;
     for (uint32_t i = 0; i < t->n_dims; i++) {
-        uint64_t d;
+        uint64_t d = 0;
         if (read_u64(c, &d, "tensor shape") != 0) return -1;
         if (d == 0 || d > (uint64_t)INT64_MAX || nelem > (uint64_t)INT64_MAX / d)
             return ac_errf(c->err, "tensor '%.*s': invalid shape", nl, t->name.ptr);
@@ -164,8 +164,8 @@ int gguf_parse(struct gguf_file **out, const void *buf, size_t size, char *err) 
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
     struct cursor c = {.p = buf, .left = size, .err = err};
 
-    uint32_t magic;
-    uint64_t nt, nkv;
+    uint32_t magic = 0;
+    uint64_t nt = 0, nkv = 0;
     if (size < 4 || (memcpy(&magic, buf, 4), magic != GGUF_MAGIC)) {
         ac_errf(err, "not a GGUF file (bad magic)");
         goto fail;
