@@ -28,7 +28,14 @@ int ac_err_prefix(char *err, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err, AC_ERR_LEN);
     old[AC_ERR_LEN - 1] = '\0';
-    snprintf(err, AC_ERR_LEN, "%s: %s", prefix, old);
+    /* truncation is acceptable: the message is for people */
+    size_t np = strlen(prefix), no = strlen(old);
+    if (np > AC_ERR_LEN - 3) np = AC_ERR_LEN - 3;
+    if (no > AC_ERR_LEN - 3 - np) no = AC_ERR_LEN - 3 - np;
+    memcpy(err, prefix, np);
+    memcpy(err + np, ": ", 2);
+    memcpy(err + np + 2, old, no);
+    err[np + 2 + no] = '\0';
     return -1;
 }
 
