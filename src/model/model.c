@@ -1,0 +1,516 @@
+/* model.c - loading LLaMA-architecture weights and the batched forward pass.
+ *
+ * Layout of one forward pass over a batch of T tokens (rows of activations):
+ *   x = embed(tokens)                                  (T, dim)
+ *   per layer: x += Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
+ *              x += Wdown · (silu(Wgate·n(x)) * Wup·n(x))
+ *   logits = Wout · n(x)                               (T or 1, n_vocab)
+ * Matmuls quantize the activations once to the weight type's vec_dot_type
+ * and split weight rows across threads. The KV cache is F16, as llama.cpp's
+ * default, and attention scores use the F16 dot against an F16 copy of q. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "gguf/gguf.h"
+#include "model/threadpool.h"
+#include "quant/quant.h"
+
+/* ================================================================ loading */
+
+/* Finds tensor name with shape (cols, rows); rows == 0 means a vector. */
+static int find_weight(const struct gguf_file *f, const char *name, int64_t cols, int64_t rows,
+                       bool required, bool need_dot, struct ac_tensor *t, char *err) {
+    memset(t, 0, sizeof *t);
+    const struct gguf_tensor *g = gguf_find_tensor(f, name);
+    if (!g) return required ? ac_errf(err, "missing tensor '%s'", name) : 0;
+    int64_t want_rows = rows ? rows : 1;
+    if (g->ne[0] != cols || g->ne[1] != want_rows || g->ne[2] != 1 || g->ne[3] != 1)
+        return ac_errf(err, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+                       (long long)g->ne[0], (long long)g->ne[1], (long long)cols, (long long)want_rows);
+    const struct ac_type_traits *tr = ac_type_traits(g->type);
+    if (!tr || !tr->to_float)
+        return ac_errf(err, "tensor '%s': unsupported type %s", name, tr ? tr->name : "(unknown)");
+    if (!rows && g->type != AC_TYPE_F32)
+        return ac_errf(err, "tensor '%s': expected f32, found %s", name, tr->name);
+    if (need_dot && !tr->vec_dot)
+        return ac_errf(err, "tensor '%s': type %s has no matmul kernel", name, tr->name);
+    t->data = g->data;
+    t->type = g->type;
+    t->cols = g->ne[0];
+    t->rows = g->ne[1];
+    t->bytes = g->size;
+    return 0;
+}
+
+static int read_hparams(const struct gguf_file *f, const char *arch, struct ac_model_config *c, char *err) {
+    char key[128];
+    uint32_t v;
+#define ARCH_U32(suffix, dst)                                                   \
+    do {                                                                        \
+        snprintf(key, sizeof key, "%s.%s", arch, suffix);                       \
+        if (gguf_get_u32(f, key, &v, err) != 0) return -1;                      \
+        if (v == 0 || v > (1u << 24)) return ac_errf(err, "metadata '%s' out of range (%u)", key, v); \
+        (dst) = (int)v;                                                         \
+    } while (0)
+    ARCH_U32("block_count", c->n_layers);
+    ARCH_U32("embedding_length", c->dim);
+    ARCH_U32("feed_forward_length", c->ffn_dim);
+    ARCH_U32("attention.head_count", c->n_heads);
+    ARCH_U32("context_length", c->ctx_train);
+    c->n_kv_heads = c->n_heads;
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
+    if (gguf_find_kv(f, key)) ARCH_U32("attention.head_count_kv", c->n_kv_heads);
+    c->head_dim = c->dim / c->n_heads;
+    snprintf(key, sizeof key, "%s.attention.key_length", arch);
+    if (gguf_find_kv(f, key)) ARCH_U32("attention.key_length", c->head_dim);
+    c->rope_dim = c->head_dim;
+    snprintf(key, sizeof key, "%s.rope.dimension_count", arch);
+    if (gguf_find_kv(f, key)) ARCH_U32("rope.dimension_count", c->rope_dim);
+#undef ARCH_U32
+    c->rope_base = 10000.0f;
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    if (gguf_find_kv(f, key) && gguf_get_f32(f, key, &c->rope_base, err) != 0) return -1;
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    if (gguf_get_f32(f, key, &c->norm_eps, err) != 0) return -1;
+    if (c->n_heads % c->n_kv_heads != 0)
+        return ac_errf(err, "head_count %d is not a multiple of head_count_kv %d", c->n_heads, c->n_kv_heads);
+    if (c->rope_dim > c->head_dim || c->rope_dim % 2 != 0 || c->head_dim % 2 != 0)
+        return ac_errf(err, "rope dimension %d does not fit head size %d", c->rope_dim, c->head_dim);
+    if (!(c->norm_eps >= 0.0f && c->norm_eps < 1.0f) || !(c->rope_base > 0.0f))
+        return ac_errf(err, "invalid norm epsilon or rope base");
+    return 0;
+}
+
+int ac_model_load(struct ac_model **out, const char *path, char *err) {
+    struct ac_model *m = calloc(1, sizeof *m);
+    if (!m) return ac_errf(err, "out of memory");
+    ac_quant_init();
+    if (gguf_open(&m->file, path, err) != 0) {
+        free(m);
+        return -1;
+    }
+    const struct gguf_file *f = m->file;
+    struct ac_model_config *c = &m->cfg;
+    struct gguf_str arch_s;
+    char arch[64];
+    if (gguf_get_str(f, "general.architecture", &arch_s, err) != 0) goto fail;
+    snprintf(arch, sizeof arch, "%.*s", (int)(arch_s.len < 63 ? arch_s.len : 63), arch_s.ptr);
+    if (strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0) {
+        ac_errf(err, "unsupported architecture '%s' (llama and qwen2 are supported)", arch);
+        goto fail;
+    }
+    c->rope_neox = strcmp(arch, "qwen2") == 0;
+    if (read_hparams(f, arch, c, err) != 0) goto fail;
+
+    const struct gguf_tensor *te = gguf_find_tensor(f, "token_embd.weight");
+    if (!te) {
+        ac_errf(err, "missing tensor 'token_embd.weight'");
+        goto fail;
+    }
+    c->n_vocab = (int)(te->ne[1] > 0 && te->ne[1] < (1 << 24) ? te->ne[1] : 0);
+    if (c->n_vocab == 0) {
+        ac_errf(err, "token_embd.weight has an invalid vocabulary size");
+        goto fail;
+    }
+    const int64_t dim = c->dim, q_dim = (int64_t)c->n_heads * c->head_dim;
+    const int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
+    if (find_weight(f, "token_embd.weight", dim, c->n_vocab, true, false, &m->tok_embd, err) != 0 ||
+        find_weight(f, "output_norm.weight", dim, 0, true, false, &m->output_norm, err) != 0 ||
+        find_weight(f, "output.weight", dim, c->n_vocab, false, true, &m->output, err) != 0 ||
+        find_weight(f, "rope_freqs.weight", c->rope_dim / 2, 0, false, false, &m->rope_freqs, err) != 0)
+        goto fail;
+    c->tied_output = m->output.data == NULL;
+    if (c->tied_output) {
+        if (!ac_type_traits(m->tok_embd.type)->vec_dot) {
+            ac_errf(err, "token_embd.weight: type %s has no matmul kernel", ac_type_traits(m->tok_embd.type)->name);
+            goto fail;
+        }
+        m->output = m->tok_embd;
+    }
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        ac_errf(err, "out of memory");
+        goto fail;
+    }
+    m->weight_bytes = m->tok_embd.bytes + m->output_norm.bytes + (c->tied_output ? 0 : m->output.bytes);
+    for (int l = 0; l < c->n_layers; l++) {
+        struct ac_layer *L = &m->layers[l];
+        char name[96];
+        struct {
+            const char *suffix;
+            int64_t cols, rows;
+            bool required, matrix;
+            struct ac_tensor *dst;
+        } specs[] = {
+            {"attn_norm.weight", dim, 0, true, false, &L->attn_norm},
+            {"attn_q.weight", dim, q_dim, true, true, &L->wq},
+            {"attn_k.weight", dim, kv_dim, true, true, &L->wk},
+            {"attn_v.weight", dim, kv_dim, true, true, &L->wv},
+            {"attn_output.weight", q_dim, dim, true, true, &L->wo},
+            {"attn_q.bias", q_dim, 0, false, false, &L->bq},
+            {"attn_k.bias", kv_dim, 0, false, false, &L->bk},
+            {"attn_v.bias", kv_dim, 0, false, false, &L->bv},
+            {"ffn_norm.weight", dim, 0, true, false, &L->ffn_norm},
+            {"ffn_gate.weight", dim, c->ffn_dim, true, true, &L->w_gate},
+            {"ffn_up.weight", dim, c->ffn_dim, true, true, &L->w_up},
+            {"ffn_down.weight", c->ffn_dim, dim, true, true, &L->w_down},
+        };
+        for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+            snprintf(name, sizeof name, "blk.%d.%s", l, specs[s].suffix);
+            if (find_weight(f, name, specs[s].cols, specs[s].rows, specs[s].required, specs[s].matrix,
+                            specs[s].dst, err) != 0)
+                goto fail;
+            m->weight_bytes += specs[s].dst->bytes;
+        }
+    }
+    *out = m;
+    return 0;
+fail:
+    ac_model_free(m);
+    return -1;
+}
+
+void ac_model_free(struct ac_model *m) {
+    if (!m) return;
+    gguf_close(m->file);
+    free(m->layers);
+    free(m);
+}
+
+size_t ac_model_bytes_per_token(const struct ac_model *m) {
+    size_t b = m->output.bytes + m->output_norm.bytes + m->tok_embd.bytes / (size_t)m->cfg.n_vocab;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const struct ac_layer *L = &m->layers[l];
+        b += L->attn_norm.bytes + L->wq.bytes + L->wk.bytes + L->wv.bytes + L->wo.bytes + L->bq.bytes +
+             L->bk.bytes + L->bv.bytes + L->ffn_norm.bytes + L->w_gate.bytes + L->w_up.bytes + L->w_down.bytes;
+    }
+    return b;
+}
+
+/* ================================================================ context */
+
+struct ac_context {
+    const struct ac_model *m;
+    struct ac_pool *pool;
+    int n_ctx, n_batch, n_past;
+    /* activations, n_batch rows each */
+    float *x;      /* (B, dim) residual stream */
+    float *xn;     /* (B, dim) normalised */
+    float *q;      /* (B, q_dim) */
+    float *k;      /* (B, kv_dim) */
+    float *v;      /* (B, kv_dim) */
+    float *att;    /* (B, q_dim) attention output */
+    float *gate;   /* (B, ffn) */
+    float *up;     /* (B, ffn) */
+    uint8_t *xq;   /* quantized activations, (B, row bytes of the widest input) */
+    size_t xq_row_cap;
+    uint16_t *q16;      /* (B, q_dim) q as F16 for the score dots */
+    float *scratch;     /* per thread: n_ctx scores + head_dim values */
+    size_t scratch_per_thread;
+    uint16_t *k_cache;  /* (layer, n_ctx, kv_dim) F16 */
+    uint16_t *v_cache;
+    float *rope_cos, *rope_sin; /* (B, rope_dim/2) for the current batch */
+};
+
+int ac_context_n_ctx(const struct ac_context *c) { return c->n_ctx; }
+int ac_context_n_past(const struct ac_context *c) { return c->n_past; }
+void ac_context_reset(struct ac_context *c) { c->n_past = 0; }
+
+void ac_context_free(struct ac_context *c) {
+    if (!c) return;
+    ac_pool_free(c->pool);
+    float *fbufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->scratch, c->rope_cos, c->rope_sin};
+    for (size_t i = 0; i < sizeof fbufs / sizeof fbufs[0]; i++) ac_free_aligned(fbufs[i]);
+    ac_free_aligned(c->xq);
+    ac_free_aligned(c->q16);
+    ac_free_aligned(c->k_cache);
+    ac_free_aligned(c->v_cache);
+    free(c);
+}
+
+int ac_context_new(struct ac_context **out, const struct ac_model *m, const struct ac_context_params *params,
+                   char *err) {
+    const struct ac_model_config *cfg = &m->cfg;
+    struct ac_context *c = calloc(1, sizeof *c);
+    if (!c) return ac_errf(err, "out of memory");
+    c->m = m;
+    c->n_ctx = params && params->n_ctx > 0 ? params->n_ctx : (cfg->ctx_train < 4096 ? cfg->ctx_train : 4096);
+    c->n_batch = params && params->n_batch > 0 ? params->n_batch : 512;
+    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
+    int n_threads = params && params->n_threads > 0 ? params->n_threads : ac_cpu_count();
+    if (c->n_ctx > cfg->ctx_train) {
+        ac_context_free(c);
+        return ac_errf(err, "context size %d exceeds the model's trained context %d", params->n_ctx, cfg->ctx_train);
+    }
+    c->pool = ac_pool_new(n_threads);
+    if (!c->pool) {
+        ac_context_free(c);
+        return ac_errf(err, "cannot start %d threads", n_threads);
+    }
+    const size_t B = (size_t)c->n_batch, dim = (size_t)cfg->dim;
+    const size_t q_dim = (size_t)cfg->n_heads * cfg->head_dim, kv_dim = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    const size_t ffn = (size_t)cfg->ffn_dim;
+    size_t widest = dim > ffn ? dim : ffn;
+    if (q_dim > widest) widest = q_dim;
+    c->xq_row_cap = widest * sizeof(float); /* no activation type is wider than F32 */
+    c->scratch_per_thread = (size_t)c->n_ctx + (size_t)cfg->head_dim + 16;
+    const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx * kv_dim;
+    c->x = ac_alloc_aligned(B * dim * sizeof(float));
+    c->xn = ac_alloc_aligned(B * dim * sizeof(float));
+    c->q = ac_alloc_aligned(B * q_dim * sizeof(float));
+    c->k = ac_alloc_aligned(B * kv_dim * sizeof(float));
+    c->v = ac_alloc_aligned(B * kv_dim * sizeof(float));
+    c->att = ac_alloc_aligned(B * q_dim * sizeof(float));
+    c->gate = ac_alloc_aligned(B * ffn * sizeof(float));
+    c->up = ac_alloc_aligned(B * ffn * sizeof(float));
+    c->xq = ac_alloc_aligned(B * c->xq_row_cap);
+    c->q16 = ac_alloc_aligned(B * q_dim * sizeof(uint16_t));
+    c->scratch = ac_alloc_aligned((size_t)n_threads * c->scratch_per_thread * sizeof(float));
+    c->k_cache = ac_alloc_aligned(kv_elems * sizeof(uint16_t));
+    c->v_cache = ac_alloc_aligned(kv_elems * sizeof(uint16_t));
+    c->rope_cos = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
+    c->rope_sin = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
+    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->xq || !c->q16 ||
+        !c->scratch || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin) {
+        ac_context_free(c);
+        return ac_errf(err, "out of memory allocating a context of %d positions", c->n_ctx);
+    }
+    *out = c;
+    return 0;
+}
+
+/* ================================================================ kernels */
+
+/* out = x / rms(x) * w, row-wise over n_rows rows of n. */
+static void rmsnorm(float *out, const float *x, const float *w, int n_rows, int n, float eps) {
+    for (int r = 0; r < n_rows; r++) {
+        const float *xr = x + (size_t)r * n;
+        float *o = out + (size_t)r * n;
+        double ss = 0.0;
+        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        const float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+        for (int i = 0; i < n; i++) o[i] = xr[i] * scale * w[i];
+    }
+}
+
+/* Quantizes n_rows rows of x (n wide) into c->xq in the type w pairs with;
+ * returns the byte stride between rows. */
+static size_t quantize_input(struct ac_context *c, const struct ac_tensor *w, const float *x, int n_rows) {
+    const struct ac_type_traits *wt = ac_type_traits(w->type);
+    const struct ac_type_traits *at = ac_type_traits(wt->vec_dot_type);
+    const size_t stride = ac_row_size(wt->vec_dot_type, w->cols);
+    for (int r = 0; r < n_rows; r++) {
+        const float *xr = x + (size_t)r * w->cols;
+        uint8_t *dst = c->xq + (size_t)r * stride;
+        if (wt->vec_dot_type == AC_TYPE_F32)
+            memcpy(dst, xr, (size_t)w->cols * sizeof(float));
+        else
+            at->from_float(xr, dst, w->cols);
+    }
+    return stride;
+}
+
+struct matmul_job {
+    const struct ac_tensor *w;
+    const uint8_t *xq;
+    size_t xq_stride;
+    int n_tokens;
+    float *out;       /* (n_tokens, w->rows) */
+    const float *bias; /* (w->rows) or NULL */
+    bool accumulate;  /* out += result instead of out = result */
+};
+
+/* Rows of W are split into contiguous ranges per thread; within a range a
+ * tile of rows is reused across all tokens while it sits in L1. */
+#define MATMUL_TILE_ROWS 16
+
+static void matmul_worker(void *arg, int ith, int nth) {
+    const struct matmul_job *j = arg;
+    const struct ac_tensor *w = j->w;
+    const ac_vec_dot_fn dot = ac_type_traits(w->type)->vec_dot;
+    const size_t row_bytes = ac_row_size(w->type, w->cols);
+    const int64_t per = (w->rows + nth - 1) / nth;
+    const int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
+    const int n = (int)w->cols;
+    for (int64_t rt = r0; rt < r1; rt += MATMUL_TILE_ROWS) {
+        const int64_t rt1 = rt + MATMUL_TILE_ROWS < r1 ? rt + MATMUL_TILE_ROWS : r1;
+        for (int t = 0; t < j->n_tokens; t++) {
+            const uint8_t *xr = j->xq + (size_t)t * j->xq_stride;
+            float *o = j->out + (size_t)t * w->rows;
+            for (int64_t r = rt; r < rt1; r++) {
+                float s;
+                dot(n, &s, (const uint8_t *)w->data + (size_t)r * row_bytes, xr);
+                if (j->bias) s += j->bias[r];
+                o[r] = j->accumulate ? o[r] + s : s;
+            }
+        }
+    }
+}
+
+/* out (n_tokens, w.rows) (+)= x (n_tokens, w.cols) · Wᵀ */
+static void matmul(struct ac_context *c, float *out, const float *x, const struct ac_tensor *w, int n_tokens,
+                   const struct ac_tensor *bias, bool accumulate) {
+    struct matmul_job j = {
+        .w = w, .xq = c->xq, .n_tokens = n_tokens, .out = out,
+        .bias = bias && bias->data ? bias->data : NULL, .accumulate = accumulate,
+    };
+    j.xq_stride = quantize_input(c, w, x, n_tokens);
+    ac_pool_run(c->pool, matmul_worker, &j);
+}
+
+/* cos/sin of each rotated pair for positions pos0.., as ggml computes them
+ * (theta multiplied by the scale step by step in float). */
+static void rope_tables(struct ac_context *c, int pos0, int n_tokens) {
+    const struct ac_model_config *cfg = &c->m->cfg;
+    const int half = cfg->rope_dim / 2;
+    const float theta_scale = powf(cfg->rope_base, -2.0f / (float)cfg->rope_dim);
+    const float *ff = c->m->rope_freqs.data;
+    for (int t = 0; t < n_tokens; t++) {
+        float theta = (float)(pos0 + t);
+        for (int i = 0; i < half; i++) {
+            const float th = ff ? theta / ff[i] : theta;
+            c->rope_cos[t * half + i] = cosf(th);
+            c->rope_sin[t * half + i] = sinf(th);
+            theta *= theta_scale;
+        }
+    }
+}
+
+/* Rotates every head of x (n_tokens rows of n_heads * head_dim). */
+static void rope_apply(const struct ac_context *c, float *x, int n_tokens, int n_heads) {
+    const struct ac_model_config *cfg = &c->m->cfg;
+    const int half = cfg->rope_dim / 2, hd = cfg->head_dim;
+    for (int t = 0; t < n_tokens; t++) {
+        const float *cs = c->rope_cos + t * half, *sn = c->rope_sin + t * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * hd;
+            for (int i = 0; i < half; i++) {
+                const int a = cfg->rope_neox ? i : 2 * i, b = cfg->rope_neox ? i + half : 2 * i + 1;
+                const float x0 = v[a], x1 = v[b];
+                v[a] = x0 * cs[i] - x1 * sn[i];
+                v[b] = x0 * sn[i] + x1 * cs[i];
+            }
+        }
+    }
+}
+
+struct attn_job {
+    struct ac_context *c;
+    int layer, pos0, n_tokens;
+};
+
+/* One (token, head) pair at a time: scores against every cached position up
+ * to the token's own (causal), softmax, weighted sum of values. */
+static void attn_worker(void *arg, int ith, int nth) {
+    const struct attn_job *j = arg;
+    struct ac_context *c = j->c;
+    const struct ac_model_config *cfg = &c->m->cfg;
+    const int hd = cfg->head_dim, nh = cfg->n_heads, group = cfg->n_heads / cfg->n_kv_heads;
+    const size_t kv_dim = (size_t)cfg->n_kv_heads * hd;
+    const struct ac_type_traits *f16 = ac_type_traits(AC_TYPE_F16);
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scores = c->scratch + (size_t)ith * c->scratch_per_thread;
+    float *vrow = scores + c->n_ctx;
+    const uint16_t *kc = c->k_cache + (size_t)j->layer * c->n_ctx * kv_dim;
+    const uint16_t *vc = c->v_cache + (size_t)j->layer * c->n_ctx * kv_dim;
+    const int total = j->n_tokens * nh;
+    for (int task = ith; task < total; task += nth) {
+        const int t = task / nh, h = task % nh, kvh = h / group;
+        const int n_pos = j->pos0 + t + 1;
+        const uint16_t *qh = c->q16 + ((size_t)t * nh + h) * hd;
+        float maxs = -INFINITY;
+        for (int p = 0; p < n_pos; p++) {
+            float s;
+            f16->vec_dot(hd, &s, kc + (size_t)p * kv_dim + (size_t)kvh * hd, qh);
+            s *= scale;
+            scores[p] = s;
+            if (s > maxs) maxs = s;
+        }
+        float sum = 0.0f;
+        for (int p = 0; p < n_pos; p++) {
+            scores[p] = expf(scores[p] - maxs);
+            sum += scores[p];
+        }
+        const float inv = 1.0f / sum;
+        float *o = c->att + ((size_t)t * nh + h) * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p < n_pos; p++) {
+            f16->to_float(vc + (size_t)p * kv_dim + (size_t)kvh * hd, vrow, hd);
+            const float a = scores[p] * inv;
+            for (int d = 0; d < hd; d++) o[d] += a * vrow[d];
+        }
+    }
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* Runs tokens[0..n) (n <= n_batch) at positions n_past.. through the model;
+ * leaves the final hidden states, normalised, in c->xn. */
+static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
+    const struct ac_model *m = c->m;
+    const struct ac_model_config *cfg = &m->cfg;
+    const int dim = cfg->dim, q_dim = cfg->n_heads * cfg->head_dim, kv_dim = cfg->n_kv_heads * cfg->head_dim;
+    const int ffn = cfg->ffn_dim;
+    const struct ac_type_traits *emb = ac_type_traits(m->tok_embd.type);
+    const size_t emb_row = ac_row_size(m->tok_embd.type, dim);
+    const struct ac_type_traits *f16 = ac_type_traits(AC_TYPE_F16);
+
+    for (int t = 0; t < n; t++)
+        emb->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * emb_row, c->x + (size_t)t * dim, dim);
+    rope_tables(c, c->n_past, n);
+
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const struct ac_layer *L = &m->layers[l];
+        rmsnorm(c->xn, c->x, L->attn_norm.data, n, dim, cfg->norm_eps);
+        matmul(c, c->q, c->xn, &L->wq, n, &L->bq, false);
+        matmul(c, c->k, c->xn, &L->wk, n, &L->bk, false);
+        matmul(c, c->v, c->xn, &L->wv, n, &L->bv, false);
+        rope_apply(c, c->q, n, cfg->n_heads);
+        rope_apply(c, c->k, n, cfg->n_kv_heads);
+        uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + c->n_past) * kv_dim;
+        uint16_t *vc = c->v_cache + ((size_t)l * c->n_ctx + c->n_past) * kv_dim;
+        f16->from_float(c->k, kc, (int64_t)n * kv_dim);
+        f16->from_float(c->v, vc, (int64_t)n * kv_dim);
+        f16->from_float(c->q, c->q16, (int64_t)n * q_dim);
+        struct attn_job aj = {.c = c, .layer = l, .pos0 = c->n_past, .n_tokens = n};
+        ac_pool_run(c->pool, attn_worker, &aj);
+        matmul(c, c->x, c->att, &L->wo, n, NULL, true);
+
+        rmsnorm(c->xn, c->x, L->ffn_norm.data, n, dim, cfg->norm_eps);
+        matmul(c, c->gate, c->xn, &L->w_gate, n, NULL, false);
+        matmul(c, c->up, c->xn, &L->w_up, n, NULL, false);
+        for (size_t i = 0; i < (size_t)n * ffn; i++) c->gate[i] = silu(c->gate[i]) * c->up[i];
+        matmul(c, c->x, c->gate, &L->w_down, n, NULL, true);
+    }
+    rmsnorm(c->xn, c->x, m->output_norm.data, n, dim, cfg->norm_eps);
+    c->n_past += n;
+}
+
+int ac_decode(struct ac_context *c, const int32_t *tokens, int n_tokens, enum ac_logits_mode mode, float *logits,
+              char *err) {
+    const struct ac_model *m = c->m;
+    const int n_vocab = m->cfg.n_vocab, dim = m->cfg.dim;
+    if (n_tokens <= 0) return ac_errf(err, "no tokens to decode");
+    if (mode != AC_LOGITS_NONE && !logits) return ac_errf(err, "no logits buffer");
+    if (n_tokens > c->n_ctx - c->n_past)
+        return ac_errf(err, "%d tokens do not fit in the context (%d of %d positions used)", n_tokens, c->n_past,
+                       c->n_ctx);
+    for (int i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return ac_errf(err, "token id %d out of range (vocabulary of %d)", tokens[i], n_vocab);
+    for (int done = 0; done < n_tokens;) {
+        const int n = n_tokens - done < c->n_batch ? n_tokens - done : c->n_batch;
+        forward_batch(c, tokens + done, n);
+        if (mode == AC_LOGITS_ALL)
+            matmul(c, logits + (size_t)done * n_vocab, c->xn, &m->output, n, NULL, false);
+        else if (mode == AC_LOGITS_LAST && done + n == n_tokens)
+            matmul(c, logits, c->xn + (size_t)(n - 1) * dim, &m->output, 1, NULL, false);
+        done += n;
+    }
+    return 0;
+}

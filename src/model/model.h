@@ -1,0 +1,94 @@
+/* model.h - LLaMA-architecture transformer: weights mapped from GGUF, and a
+ * context (KV cache, scratch, thread pool) that runs batched forward passes.
+ *
+ * Supported: general.architecture "llama" (SmolLM2, TinyLlama, Llama 2/3)
+ * and "qwen2" (q/k/v biases, NeoX-style RoPE); tied or separate output head;
+ * grouped-query attention; llama3 rope frequency factors (rope_freqs). */
+#ifndef AC_MODEL_H
+#define AC_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct gguf_file;
+
+/* A weight matrix (rows x cols) or vector (rows == 1) inside the GGUF map. */
+struct ac_tensor {
+    const void *data;
+    uint32_t type; /* enum ac_type */
+    int64_t cols;  /* ne[0]: the contiguous dimension */
+    int64_t rows;  /* ne[1] */
+    size_t bytes;
+};
+
+struct ac_model_config {
+    int n_vocab;
+    int dim;        /* embedding width */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;
+    int ffn_dim;
+    int ctx_train;  /* the model's trained context length */
+    int rope_dim;   /* rotated dims per head (== head_dim for llama) */
+    float rope_base;
+    float norm_eps;
+    bool rope_neox; /* qwen2: rotate (i, i + n/2) pairs; llama: adjacent pairs */
+    bool tied_output;
+};
+
+struct ac_layer {
+    struct ac_tensor attn_norm, wq, wk, wv, wo;
+    struct ac_tensor bq, bk, bv; /* data == NULL when absent */
+    struct ac_tensor ffn_norm, w_gate, w_up, w_down;
+};
+
+struct ac_model {
+    struct ac_model_config cfg;
+    struct gguf_file *file; /* owned; tensors point into its map */
+    struct ac_tensor tok_embd, output_norm, output, rope_freqs;
+    struct ac_layer *layers;
+    size_t weight_bytes; /* bytes of all weight tensors */
+};
+
+/* Maps path and checks every tensor the architecture needs: presence,
+ * shape, and that its type has kernels. */
+int ac_model_load(struct ac_model **out, const char *path, char *err);
+void ac_model_free(struct ac_model *m);
+
+/* Bytes of weights one decoded token reads: every layer matrix, one row of
+ * the token embedding, the output head. */
+size_t ac_model_bytes_per_token(const struct ac_model *m);
+
+struct ac_context;
+
+struct ac_context_params {
+    int n_ctx;     /* KV cache positions; 0 = min(ctx_train, 4096) */
+    int n_batch;   /* max tokens per forward pass; 0 = 512 */
+    int n_threads; /* 0 = number of cores */
+};
+
+int ac_context_new(struct ac_context **out, const struct ac_model *m,
+                   const struct ac_context_params *params, char *err);
+void ac_context_free(struct ac_context *c);
+
+int ac_context_n_ctx(const struct ac_context *c);
+int ac_context_n_past(const struct ac_context *c);
+/* Forgets the cached positions (keeps allocations). */
+void ac_context_reset(struct ac_context *c);
+
+enum ac_logits_mode {
+    AC_LOGITS_NONE,
+    AC_LOGITS_LAST, /* logits of the last token: n_vocab floats */
+    AC_LOGITS_ALL,  /* every token's: n_tokens x n_vocab floats */
+};
+
+/* Appends n_tokens at the next positions, running them through the model in
+ * batches of n_batch, and writes logits per mode into logits (may be NULL
+ * for AC_LOGITS_NONE). Fails, without changing the cache, if the tokens
+ * do not fit in the context or an id is out of range. */
+int ac_decode(struct ac_context *c, const int32_t *tokens, int n_tokens,
+              enum ac_logits_mode mode, float *logits, char *err);
+
+#endif

@@ -1,0 +1,131 @@
+/* threadpool.c - spin-then-sleep fork/join pool (see threadpool.h). */
+#include "model/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* Spins before sleeping: long enough to cover the gap between two matmuls
+ * of one token, short enough not to burn a core while the user types. */
+#define SPIN_ITERS 200000
+
+struct ac_pool {
+    int n;
+    pthread_t *threads;
+    ac_task_fn fn;
+    void *arg;
+    atomic_uint generation; /* bumped once per ac_pool_run */
+    atomic_int pending;     /* workers still running the current task */
+    atomic_int sleepers;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+};
+
+struct worker_arg {
+    struct ac_pool *p;
+    int ith;
+};
+
+static void *worker_main(void *v) {
+    struct worker_arg wa = *(struct worker_arg *)v;
+    free(v);
+    struct ac_pool *p = wa.p;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) {
+            if (++spins < SPIN_ITERS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+            spins = 0;
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = g;
+        p->fn(p->arg, wa.ith, p->n);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+    }
+}
+
+struct ac_pool *ac_pool_new(int n_threads) {
+    if (n_threads < 1) n_threads = 1;
+    struct ac_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+    if (!p->threads) goto fail;
+    for (int i = 1; i < n_threads; i++) {
+        struct worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) goto fail_threads;
+        wa->p = p;
+        wa->ith = i;
+        if (pthread_create(&p->threads[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            goto fail_threads;
+        }
+        continue;
+    fail_threads:
+        p->n = i; /* only threads 1..i-1 exist */
+        ac_pool_free(p);
+        return NULL;
+    }
+    return p;
+fail:
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    free(p);
+    return NULL;
+}
+
+void ac_pool_free(struct ac_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, true);
+    atomic_fetch_add(&p->generation, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    free(p->threads);
+    free(p);
+}
+
+int ac_pool_size(const struct ac_pool *p) { return p->n; }
+
+void ac_pool_run(struct ac_pool *p, ac_task_fn fn, void *arg) {
+    if (p->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->arg = arg;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add(&p->generation, 1); /* seq_cst: ordered before the sleepers check */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+    fn(arg, 0, p->n);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+}
