@@ -1,0 +1,93 @@
+/* sample.c - samplers (see sample.h). */
+#include "sample/sample.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "common/common.h"
+
+int ac_sampler_init(struct ac_sampler *s, const struct ac_sampler_params *p, int n_vocab, char *err) {
+    if (n_vocab <= 0) return ac_errf(err, "sampler: empty vocabulary");
+    if (!(p->temp == p->temp) || !(p->top_p == p->top_p)) return ac_errf(err, "sampler: temperature and top-p must be numbers");
+    if (p->top_p <= 0.0f) return ac_errf(err, "sampler: top-p must be in (0, 1]");
+    s->params = *p;
+    /* splitmix64 of the seed: any seed, including 0, gives a nonzero state */
+    uint64_t z = p->seed + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    s->rng = (z ^ (z >> 31)) | 1u;
+    s->n_vocab = n_vocab;
+    s->items = malloc((size_t)n_vocab * sizeof *s->items);
+    if (!s->items) return ac_errf(err, "out of memory");
+    return 0;
+}
+
+void ac_sampler_free(struct ac_sampler *s) {
+    free(s->items);
+    s->items = NULL;
+}
+
+float ac_rng_uniform(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return (float)((x * 0x2545f4914f6cdd1dull) >> 40) / 16777216.0f; /* 24 bits */
+}
+
+int32_t ac_argmax(const float *logits, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    return best;
+}
+
+static int by_prob_desc(const void *a, const void *b) {
+    const struct ac_prob_item *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int32_t ac_sample_pick(const float *logits, int n, const struct ac_sampler_params *p, float coin,
+                       struct ac_prob_item *items) {
+    if (p->temp <= 0.0f) return ac_argmax(logits, n);
+    for (int i = 0; i < n; i++) {
+        items[i].p = logits[i];
+        items[i].id = i;
+    }
+    /* sort by logit; the whole vocabulary only when no top-k bounds it */
+    int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    qsort(items, (size_t)n, sizeof *items, by_prob_desc);
+    const float maxl = items[0].p;
+    double sum = 0.0;
+    for (int i = 0; i < k; i++) {
+        items[i].p = expf((items[i].p - maxl) / p->temp);
+        sum += items[i].p;
+    }
+    int keep = k;
+    if (p->top_p < 1.0f) {
+        double cum = 0.0;
+        for (int i = 0; i < k; i++) {
+            cum += items[i].p / sum;
+            if (cum >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    double kept = 0.0;
+    for (int i = 0; i < keep; i++) kept += items[i].p;
+    const double target = (double)coin * kept;
+    double acc = 0.0;
+    for (int i = 0; i < keep; i++) {
+        acc += items[i].p;
+        if (target < acc) return items[i].id;
+    }
+    return items[keep - 1].id;
+}
+
+int32_t ac_sample(struct ac_sampler *s, const float *logits) {
+    if (s->params.temp <= 0.0f) return ac_argmax(logits, s->n_vocab);
+    return ac_sample_pick(logits, s->n_vocab, &s->params, ac_rng_uniform(&s->rng), s->items);
+}
