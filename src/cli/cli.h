@@ -1,0 +1,26 @@
+/* cli.h - shared pieces of the agentcompress subcommands. The CLI is thin:
+ * it parses flags, calls the library, prints results and errors. */
+#ifndef AC_CLI_H
+#define AC_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Prints "agentcompress: <cmd>: <message>" on stderr; returns 1 (the exit code). */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing for flag values: the whole string must be a number
+ * in [lo, hi]. Return 0 or, after printing an error, -1. */
+int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+
+/* The value after flag argv[*i]; advances *i. Prints an error and returns
+ * NULL when the flag is last. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+char *cli_read_file(const char *path, size_t *len);
+
+int cmd_generate(int argc, char **argv);
+
+#endif

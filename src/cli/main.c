@@ -1,0 +1,108 @@
+/* main.c - agentcompress: subcommand dispatch, shared flag helpers. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define AC_VERSION "0.1.0"
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "agentcompress: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) return cli_fail(cmd, "%s: expected an integer, got '%s'", flag, s), -1;
+    if (v < lo || v > hi) return cli_fail(cmd, "%s: %ld is out of range [%ld, %ld]", flag, v, lo, hi), -1;
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v != v) return cli_fail(cmd, "%s: expected a number, got '%s'", flag, s), -1;
+    if (v < lo || v > hi) return cli_fail(cmd, "%s: %g is out of range [%g, %g]", flag, v, lo, hi), -1;
+    *out = v;
+    return 0;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        cli_fail(cmd, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+char *cli_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (ferror(f)) break;
+        if (feof(f)) {
+            buf[n] = '\0';
+            fclose(f);
+            if (len) *len = n;
+            return buf;
+        }
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) break;
+        buf = bigger;
+        cap *= 2;
+    }
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"generate", cmd_generate, "generate text from a GGUF model"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: agentcompress <command> [options]\n\n"
+            "Task-aware compressed LLM inference for agents.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'agentcompress <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("agentcompress %s\n", AC_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "agentcompress: unknown command '%s' (see 'agentcompress --help')\n", argv[1]);
+    return 2;
+}

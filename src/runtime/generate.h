@@ -1,0 +1,41 @@
+/* generate.h - the generation loop: prefill a prompt, then sample and decode
+ * token by token, handing each token to a callback as it is produced. */
+#ifndef AC_GENERATE_H
+#define AC_GENERATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sample/sample.h"
+
+struct ac_context;
+struct ac_tokenizer;
+
+struct ac_gen_params {
+    int n_predict;   /* tokens to generate, >= 1 */
+    bool ignore_eos; /* keep going past end-of-generation tokens */
+    struct ac_sampler_params sampling;
+};
+
+struct ac_gen_stats {
+    int n_prompt;     /* tokens prefilled */
+    int n_generated;  /* tokens produced (including a final EOG token) */
+    int n_decoded;    /* single-token forward passes */
+    double prefill_s; /* wall time of the prompt's forward pass */
+    double decode_s;  /* wall time of the single-token passes and sampling */
+    bool hit_eog;
+    bool hit_ctx_end;
+};
+
+/* Called with each generated token (EOG tokens included); return true to
+ * stop early. */
+typedef bool (*ac_token_fn)(void *user, int32_t id);
+
+/* Generates after prompt[0..n_prompt) on a context that is reset first.
+ * Stops at n_predict tokens, an EOG token (unless ignore_eos), the end of
+ * the context, or when on_token asks. */
+int ac_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const int32_t *prompt, int n_prompt,
+                const struct ac_gen_params *params, ac_token_fn on_token, void *user, struct ac_gen_stats *stats,
+                char *err);
+
+#endif
