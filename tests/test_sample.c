@@ -1,0 +1,92 @@
+/* test_sample.c - samplers: greedy ties, top-k/top-p truncation driven by
+ * chosen coins, temperature limits, RNG determinism. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "sample/sample.h"
+
+static void test_argmax(void **state) {
+    (void)state;
+    const float l[] = {1.0f, 3.0f, -2.0f, 3.0f};
+    assert_int_equal(ac_argmax(l, 4), 1); /* lowest id wins a tie */
+    const float one[] = {-5.0f};
+    assert_int_equal(ac_argmax(one, 1), 0);
+}
+
+static void test_pick(void **state) {
+    (void)state;
+    /* probabilities at temp 1: ~0.64, 0.24, 0.09, 0.03 */
+    const float l[] = {0.0f, 2.0f, 1.0f, 3.0f};
+    struct ac_prob_item items[4];
+    struct ac_sampler_params p = {.temp = 1.0f, .top_k = 0, .top_p = 1.0f};
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.0f, items), 3);
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.70f, items), 1);
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 0);
+    p.top_k = 1; /* only the best survives, whatever the coin */
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 3);
+    p.top_k = 2;
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 1);
+    p.top_k = 0;
+    p.top_p = 0.5f; /* the top token alone already covers 0.64 */
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 3);
+    p.top_p = 0.8f; /* top two */
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 1);
+    p.top_p = 1.0f;
+    p.temp = 0.0f; /* greedy */
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 3);
+    p.temp = 1e-4f; /* near-greedy: all mass on the best */
+    assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 3);
+}
+
+static void test_sampler_determinism(void **state) {
+    (void)state;
+    float l[100];
+    for (int i = 0; i < 100; i++) l[i] = (float)(i % 10) * 0.3f;
+    struct ac_sampler_params p = {.temp = 1.5f, .top_k = 50, .top_p = 0.9f, .seed = 42};
+    struct ac_sampler a, b, c;
+    assert_int_equal(ac_sampler_init(&a, &p, 100, NULL), 0);
+    assert_int_equal(ac_sampler_init(&b, &p, 100, NULL), 0);
+    p.seed = 43;
+    assert_int_equal(ac_sampler_init(&c, &p, 100, NULL), 0);
+    int same_ab = 0, same_ac = 0;
+    for (int i = 0; i < 200; i++) {
+        int32_t x = ac_sample(&a, l), y = ac_sample(&b, l), z = ac_sample(&c, l);
+        assert_true(x >= 0 && x < 100);
+        same_ab += x == y;
+        same_ac += x == z;
+    }
+    assert_int_equal(same_ab, 200);
+    assert_true(same_ac < 200);
+    ac_sampler_free(&a);
+    ac_sampler_free(&b);
+    ac_sampler_free(&c);
+    uint64_t s = 1;
+    for (int i = 0; i < 10000; i++) {
+        float u = ac_rng_uniform(&s);
+        assert_true(u >= 0.0f && u < 1.0f);
+    }
+}
+
+static void test_bad_params(void **state) {
+    (void)state;
+    struct ac_sampler s;
+    struct ac_sampler_params p = {.temp = 1.0f, .top_p = 0.0f};
+    assert_int_equal(ac_sampler_init(&s, &p, 10, NULL), -1);
+    p.top_p = 1.0f;
+    assert_int_equal(ac_sampler_init(&s, &p, 0, NULL), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_argmax),
+        cmocka_unit_test(test_pick),
+        cmocka_unit_test(test_sampler_determinism),
+        cmocka_unit_test(test_bad_params),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
