@@ -32,6 +32,7 @@ CLI      := $(BUILD)/agentcompress
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test run setup clean tests lint
+.SECONDARY:
 all: $(LIB) $(CLI) $(TESTS)
 
 $(BUILD)/%_avx2.o: %_avx2.c

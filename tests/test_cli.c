@@ -1,0 +1,141 @@
+/* test_cli.c - agentcompress as a user meets it: greedy generation equals
+ * llama.cpp's text, and every bad input is one error line on stderr with a
+ * non-zero exit, never a crash. Runs $AC_BUILD/agentcompress. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+static char cli[256];
+
+struct result {
+    int status; /* exit code, or 128 + signal */
+    char *out, *err;
+};
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = calloc(1, (size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) b[0] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* Runs "agentcompress ARGS" through the shell (args are trusted test text). */
+static struct result run(const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s >/tmp/ac_cli_out.txt 2>/tmp/ac_cli_err.txt </dev/null", cli, args);
+    int st = system(cmd);
+    struct result r = {0};
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = slurp("/tmp/ac_cli_out.txt");
+    r.err = slurp("/tmp/ac_cli_err.txt");
+    return r;
+}
+
+static void free_result(struct result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* Non-zero exit (not a signal: the shell reports those as 128+N), exactly
+ * one line on stderr, prefixed and containing needle. */
+static void expect_fail(const char *args, const char *needle) {
+    struct result r = run(args);
+    if (r.status == 0 || r.status >= 128) fail_msg("'%s' exited %d", args, r.status);
+    const char *nl = strchr(r.err, '\n');
+    if (!nl || nl[1] != '\0') fail_msg("'%s': expected one stderr line, got:\n%s", args, r.err);
+    if (strncmp(r.err, "agentcompress: ", 15) != 0 || !strstr(r.err, needle))
+        fail_msg("'%s': stderr '%s' lacks '%s'", args, r.err, needle);
+    free_result(&r);
+}
+
+static void test_help(void **state) {
+    (void)state;
+    struct result r = run("--help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "generate"));
+    free_result(&r);
+    r = run("generate --help");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "--temp"));
+    free_result(&r);
+    r = run("");
+    assert_int_equal(r.status, 2);
+    free_result(&r);
+}
+
+static void test_bad_inputs(void **state) {
+    (void)state;
+    expect_fail("generate -m /nonexistent.gguf -p hi", "No such file");
+    expect_fail("generate -m README.md -p hi", "bad magic");
+    expect_fail("generate -m " MODEL " -p ''", "empty prompt");
+    expect_fail("generate -m " MODEL, "empty prompt");
+    expect_fail("generate -m " MODEL " -p hi -n 0", "out of range");
+    expect_fail("generate -m " MODEL " -p hi -n abc", "expected an integer");
+    expect_fail("generate -m " MODEL " -p hi --temp", "needs a value");
+    expect_fail("generate -m " MODEL " -p hi --bogus", "unknown option");
+    expect_fail("generate -m " MODEL " -f /nonexistent.txt", "cannot read");
+    expect_fail("generate -m " MODEL " -c 8 -p 'one two three four five six seven eight nine ten'", "does not fit");
+    expect_fail("bogus", "unknown command");
+    /* a truncated copy of the real model */
+    assert_int_equal(system("head -c 3000000 " MODEL " > /tmp/ac_trunc.gguf"), 0);
+    expect_fail("generate -m /tmp/ac_trunc.gguf -p hi", "past the end");
+    unlink("/tmp/ac_trunc.gguf");
+}
+
+/* The first reference prompt's greedy continuation, through the CLI. */
+static void test_greedy_matches_reference(void **state) {
+    (void)state;
+    char *json = slurp("tests/fixtures/ref_smollm2.json");
+    cJSON *ref = cJSON_Parse(json);
+    assert_non_null(ref);
+    const cJSON *prompts = cJSON_GetObjectItem(ref, "prompts");
+    int checked = 0;
+    for (int i = 0; i < cJSON_GetArraySize(prompts); i++) {
+        const cJSON *e = cJSON_GetArrayItem(prompts, i);
+        if (strcmp(cJSON_GetObjectItem(e, "kind")->valuestring, "plain") != 0) continue;
+        const char *user = cJSON_GetObjectItem(e, "user")->valuestring;
+        if (strchr(user, '\'') || strchr(user, '\n') || strlen(user) > 200) continue;
+        char args[1024];
+        const int n_gen = cJSON_GetArraySize(cJSON_GetObjectItem(e, "generated_ids"));
+        snprintf(args, sizeof args, "generate -m " MODEL " --temp 0 --ignore-eos -n %d -p '%s'", n_gen, user);
+        struct result r = run(args);
+        assert_int_equal(r.status, 0);
+        const char *want = cJSON_GetObjectItem(e, "generated_text")->valuestring;
+        size_t n = strlen(r.out);
+        if (n && r.out[n - 1] == '\n') r.out[n - 1] = '\0';
+        if (strcmp(r.out, want) != 0) fail_msg("prompt '%s':\n ours: %s\n ref:  %s", user, r.out, want);
+        assert_non_null(strstr(r.err, "decode: "));
+        free_result(&r);
+        checked++;
+    }
+    assert_true(checked >= 3);
+    cJSON_Delete(ref);
+    free(json);
+}
+
+int main(void) {
+    const char *build = getenv("AC_BUILD");
+    snprintf(cli, sizeof cli, "%s/agentcompress", build ? build : "build");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_greedy_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
