@@ -1,0 +1,408 @@
+/* quant_avx2.c - AVX2 + FMA + F16C kernels (no VNNI: 8-bit products go
+ * through maddubs/madd). Built with -mavx2 -mfma -mf16c by the Makefile;
+ * only called after ac_quant_cpu_has(AC_SIMD_AVX2).
+ *
+ * Dots consume whole blocks and may sum floats in another order than the
+ * reference kernels; quantizers give exactly the reference's bits. */
+#include "quant/quant_internal.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+/* ---- small helpers ---- */
+
+static inline float hsum_ps256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_epi32_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float h2f(ac_half h) {
+    return _cvtsh_ss(h);
+}
+
+/* 16 packed bytes -> 32 bytes: low nibbles then high nibbles (q4 layout). */
+static inline __m256i nibbles_32(const uint8_t *p) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    const __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+/* Sum of u8 * s8 products, 4 adjacent pairs per int32 lane. maddubs
+ * saturates at +-32767: callers keep |u| * |s| * 2 below that. */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* Same for two signed operands (x may be -128, y must not be). */
+static inline __m256i dot_s8s8(__m256i x, __m256i y) {
+    return dot_u8s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* ---- F32, F16 ---- */
+
+static void vec_dot_f32_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const float *x = vx, *y = vy;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
+    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc[0]);
+    float sum = hsum_ps256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++) sum += x[i] * y[i];
+    *s = sum;
+}
+
+static void vec_dot_f16_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const uint8_t *x = vx, *y = vy;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++) {
+            const __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 2 * (i + 8 * k))));
+            const __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + 2 * (i + 8 * k))));
+            acc[k] = _mm256_fmadd_ps(a, b, acc[k]);
+        }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 2 * i)));
+        const __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + 2 * i)));
+        acc[0] = _mm256_fmadd_ps(a, b, acc[0]);
+    }
+    float sum = hsum_ps256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++) {
+        uint16_t a, b;
+        memcpy(&a, x + 2 * i, 2);
+        memcpy(&b, y + 2 * i, 2);
+        sum += h2f(a) * h2f(b);
+    }
+    *s = sum;
+}
+
+static void dequantize_row_f16_avx2(const void *restrict vx, float *restrict y, int64_t n) {
+    const uint8_t *x = vx;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 2 * i))));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, x + 2 * i, 2);
+        y[i] = h2f(h);
+    }
+}
+
+/* ---- Q4_0, Q4_1, Q8_0 dots ---- */
+
+static void vec_dot_q4_0_q8_0_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q4_0 *restrict x = vx;
+    const block_q8_0 *restrict y = vy;
+    const int nb = n / QK8_0;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = _mm256_sub_epi8(nibbles_32(x[i].qs), _mm256_set1_epi8(8));
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8s8(qx, qy)), acc);
+    }
+    *s = hsum_ps256(acc);
+}
+
+static void vec_dot_q4_1_q8_1_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q4_1 *restrict x = vx;
+    const block_q8_1 *restrict y = vy;
+    const int nb = n / QK8_1;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int i = 0; i < nb; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = nibbles_32(x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8s8(qx, qy)), acc);
+    }
+    *s = hsum_ps256(acc) + summs;
+}
+
+static void vec_dot_q8_0_q8_0_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q8_0 *restrict x = vx;
+    const block_q8_0 *restrict y = vy;
+    const int nb = n / QK8_0;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8s8(qx, qy)), acc);
+    }
+    *s = hsum_ps256(acc);
+}
+
+/* ---- K-quant dots ---- */
+
+/* Shuffles that spread int16 scales k (low 128-bit lane) and k+1 (high
+ * lane) over all 8 int16 of their lane, for k = 0, 2, 4, 6. */
+static inline __m256i scale_pair_shuffle(int k) {
+    const char lo0 = (char)(2 * k), lo1 = (char)(2 * k + 1), hi0 = (char)(2 * k + 2), hi1 = (char)(2 * k + 3);
+    return _mm256_setr_epi8(lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, hi0, hi1,
+                            hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1);
+}
+
+/* 8 scales of 16-element groups (as int16, broadcast to both lanes) times
+ * the maddubs products of 4 vectors of 32 elements, summed into int32. */
+static inline __m256i scaled_sum_16x8(const __m256i p[4], __m256i sc16) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int k = 0; k < 4; k++)
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p[k], _mm256_shuffle_epi8(sc16, scale_pair_shuffle(2 * k))));
+    return sum;
+}
+
+static void vec_dot_q2_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q2_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    float acc_min = 0;
+    for (int i = 0; i < nb; i++) {
+        const float dall = y[i].d * h2f(x[i].d);
+        const float dmin = y[i].d * h2f(x[i].dmin);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        acc_min += dmin * (float)hsum_epi32_256(_mm256_madd_epi16(mins16, bsums));
+
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0F)));
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            const int8_t *q8 = y[i].qs + 128 * h;
+            const __m256i q[4] = {_mm256_and_si256(q2, m3), _mm256_and_si256(_mm256_srli_epi16(q2, 2), m3),
+                                  _mm256_and_si256(_mm256_srli_epi16(q2, 4), m3),
+                                  _mm256_and_si256(_mm256_srli_epi16(q2, 6), m3)};
+            __m256i p[4];
+            for (int k = 0; k < 4; k++) p[k] = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * k)));
+            /* groups 8h..8h+7: this half's 8 scales in both lanes */
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            sumi = _mm256_add_epi32(sumi, scaled_sum_16x8(p, sch));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps256(acc) - acc_min;
+}
+
+/* Unpacks Q4_K's 12 scale bytes into sc[8] and m[8] (6 bits each). */
+static inline void q4_K_unpack_scales(const uint8_t *restrict q, uint8_t sc[8], uint8_t m[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+    }
+}
+
+static void vec_dot_q4_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q4_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float acc_min = 0;
+    for (int i = 0; i < nb; i++) {
+        const float d = y[i].d * h2f(x[i].d);
+        const float dmin = y[i].d * h2f(x[i].dmin);
+        uint8_t sc[8], m[8];
+        q4_K_unpack_scales(x[i].scales, sc, m);
+
+        /* mins: sum_j m_j * (bsums[2j] + bsums[2j+1]) */
+        const __m128i b0 = _mm_loadu_si128((const __m128i *)y[i].bsums);
+        const __m128i b1 = _mm_loadu_si128((const __m128i *)(y[i].bsums + 8));
+        const __m128i pairs = _mm_hadd_epi16(b0, b1);
+        const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+        __m128i pm = _mm_madd_epi16(pairs, m16);
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(1, 0, 3, 2)));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(2, 3, 0, 1)));
+        acc_min += dmin * (float)_mm_cvtsi128_si32(pm);
+
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < QK_K / 64; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(q4, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j)));
+            const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps256(acc) - acc_min;
+}
+
+static void vec_dot_q6_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q6_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const float d = y[i].d * h2f(x[i].d);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        /* q is stored as q + 32 in [0, 63]: dot = sum(sc * q' * y) - 32 * sum(sc * bsum) */
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const int offset = 32 * hsum_epi32_256(_mm256_madd_epi16(sc16, bsums));
+
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                   _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
+            const int8_t *q8 = y[i].qs + 128 * h;
+            __m256i p[4];
+            for (int k = 0; k < 4; k++) p[k] = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * k)));
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            sumi = _mm256_add_epi32(sumi, scaled_sum_16x8(p, sch));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(offset, 0, 0, 0, 0, 0, 0, 0))), acc);
+    }
+    *s = hsum_ps256(acc);
+}
+
+/* ---- activation quantizers (bit-equal to the reference) ---- */
+
+/* roundf() of 8 floats: round half away from zero. v - trunc(v) is exact. */
+static inline __m256i round_away_epi32(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m256 one = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+}
+
+/* 4 x 8 int32 (each in [-128, 127]) -> 32 int8 in order. */
+static inline __m256i pack_epi32_epi8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_packs_epi32(a, b);
+    const __m256i cd = _mm256_packs_epi32(c, d);
+    const __m256i abcd = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline float amax_32(const float *x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
+    for (int k = 1; k < 4; k++) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+    __m128 r = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    r = _mm_max_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_max_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* Quantizes 32 floats with 1/d = id; returns the sum of the quants. */
+static inline int quantize_32_q8(const float *x, float id, int8_t *out) {
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) q[k] = round_away_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid));
+    _mm256_storeu_si256((__m256i *)out, pack_epi32_epi8(q[0], q[1], q[2], q[3]));
+    return hsum_epi32_256(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+}
+
+static void quantize_row_q8_0_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q8_0 *restrict y = vy;
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float amax = amax_32(x + QK8_0 * i);
+        const float d = amax / ((1 << 7) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = ac_fp32_to_fp16(d);
+        (void)quantize_32_q8(x + QK8_0 * i, id, y[i].qs);
+    }
+}
+
+static void quantize_row_q8_1_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q8_1 *restrict y = vy;
+    const int64_t nb = n / QK8_1;
+    for (int64_t i = 0; i < nb; i++) {
+        const float amax = amax_32(x + QK8_1 * i);
+        const float d = amax / ((1 << 7) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = ac_fp32_to_fp16(d);
+        const int sum = quantize_32_q8(x + QK8_1 * i, id, y[i].qs);
+        y[i].s = ac_fp32_to_fp16(sum * d);
+    }
+}
+
+static void quantize_row_q8_K_avx2(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q8_K *restrict y = vy;
+    const int64_t nb = n / QK_K;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K / 8; k++) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+        __m128 r = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        r = _mm_max_ps(r, _mm_movehl_ps(r, r));
+        r = _mm_max_ss(r, _mm_movehdup_ps(r));
+        const float amax = _mm_cvtss_f32(r);
+        if (!amax) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        /* the reference keeps the sign of the first element of largest magnitude */
+        float max = 0;
+        const __m256 vamax = _mm256_set1_ps(amax);
+        for (int k = 0; k < QK_K / 8; k++) {
+            const __m256 eq = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), vamax, _CMP_EQ_OQ);
+            const int mask = _mm256_movemask_ps(eq);
+            if (mask) {
+                max = x[8 * k + __builtin_ctz((unsigned)mask)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m256 vis = _mm256_set1_ps(iscale);
+        __m256i gsum[16];
+        for (int g = 0; g < QK_K / 32; g++) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * k), vis));
+                q[k] = _mm256_min_epi32(v, _mm256_set1_epi32(127));
+            }
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * g), pack_epi32_epi8(q[0], q[1], q[2], q[3]));
+            gsum[2 * g] = _mm256_add_epi32(q[0], q[1]);
+            gsum[2 * g + 1] = _mm256_add_epi32(q[2], q[3]);
+        }
+        for (int g = 0; g < QK_K / 16; g++) y[i].bsums[g] = (int16_t)hsum_epi32_256(gsum[g]);
+        y[i].d = 1 / iscale;
+    }
+}
+
+void ac_quant_install_avx2(struct ac_type_traits *t) {
+    t[AC_TYPE_F32].vec_dot = vec_dot_f32_avx2;
+    t[AC_TYPE_F16].vec_dot = vec_dot_f16_avx2;
+    t[AC_TYPE_F16].to_float = dequantize_row_f16_avx2;
+    t[AC_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0_avx2;
+    t[AC_TYPE_Q4_1].vec_dot = vec_dot_q4_1_q8_1_avx2;
+    t[AC_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0_avx2;
+    t[AC_TYPE_Q8_0].from_float = quantize_row_q8_0_avx2;
+    t[AC_TYPE_Q8_1].from_float = quantize_row_q8_1_avx2;
+    t[AC_TYPE_Q2_K].vec_dot = vec_dot_q2_K_q8_K_avx2;
+    t[AC_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K_avx2;
+    t[AC_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K_avx2;
+    t[AC_TYPE_Q8_K].from_float = quantize_row_q8_K_avx2;
+}
