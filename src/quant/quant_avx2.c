@@ -58,7 +58,12 @@ static void vec_dot_f32_avx2(int n, float *restrict s, const void *restrict vx, 
             acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * k), _mm256_loadu_ps(y + i + 8 * k), acc[k]);
     for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc[0]);
     float sum = hsum_ps256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) sum += x[i] * y[i];
+    for (; i < n; i++) { /* rows may be misaligned: no float lvalues */
+        float a, b;
+        memcpy(&a, x + i, 4);
+        memcpy(&b, y + i, 4);
+        sum += a * b;
+    }
     *s = sum;
 }
 

@@ -22,15 +22,20 @@
 
 typedef uint16_t ac_half; /* IEEE binary16 bits */
 
+/* Rows live at any byte address (a GGUF tensor offset, a caller's buffer):
+ * packing gives every block alignment 1 so member access never assumes
+ * more. The layouts have no padding either way. */
+#define AC_PACKED __attribute__((packed))
+
 /* 4.5 bits per weight: x = d * (q - 8), q in [0, 15] */
-typedef struct {
+typedef struct AC_PACKED {
     ac_half d;
     uint8_t qs[QK4_0 / 2]; /* element j in the low nibble of qs[j], j+16 in the high one */
 } block_q4_0;
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
 
 /* 5 bits per weight: x = d * q + m, q in [0, 15] */
-typedef struct {
+typedef struct AC_PACKED {
     ac_half d;
     ac_half m;
     uint8_t qs[QK4_1 / 2];
@@ -38,14 +43,14 @@ typedef struct {
 static_assert(sizeof(block_q4_1) == 20, "block_q4_1 size");
 
 /* 8.5 bits per weight: x = d * q */
-typedef struct {
+typedef struct AC_PACKED {
     ac_half d;
     int8_t qs[QK8_0];
 } block_q8_0;
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 
 /* 9 bits per weight: x = d * q; s = d * sum(q) (activations of Q4_1) */
-typedef struct {
+typedef struct AC_PACKED {
     ac_half d;
     ac_half s;
     int8_t qs[QK8_1];
@@ -54,7 +59,7 @@ static_assert(sizeof(block_q8_1) == 36, "block_q8_1 size");
 
 /* 2.625 bits per weight: 16 groups of 16, x = d*sc*q - dmin*m, q in [0, 3],
  * sc and m 4 bits each (low/high nibble of scales[group]). */
-typedef struct {
+typedef struct AC_PACKED {
     uint8_t scales[QK_K / 16];
     uint8_t qs[QK_K / 4]; /* element 128n + 32j + l: (qs[32n + l] >> 2j) & 3 */
     ac_half d;
@@ -64,7 +69,7 @@ static_assert(sizeof(block_q2_K) == 84, "block_q2_K size");
 
 /* 4.5 bits per weight: 8 groups of 32, x = d*sc*q - dmin*m, q in [0, 15],
  * sc and m 6 bits each, packed into 12 bytes (see q4_K_scale_min). */
-typedef struct {
+typedef struct AC_PACKED {
     ac_half d;
     ac_half dmin;
     uint8_t scales[K_SCALE_SIZE];
@@ -73,7 +78,7 @@ typedef struct {
 static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
 
 /* 6.5625 bits per weight: 16 groups of 16, x = d * sc * (q - 32), q 6 bits */
-typedef struct {
+typedef struct AC_PACKED {
     uint8_t ql[QK_K / 2]; /* low 4 bits */
     uint8_t qh[QK_K / 4]; /* high 2 bits */
     int8_t scales[QK_K / 16];
@@ -84,7 +89,7 @@ static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
 /* 9.125 bits per weight: activations of the K-quants. x = d * q; bsums are
  * the sums of each group of 16 quants (the K-quant dots use them for the
  * min / offset terms). */
-typedef struct {
+typedef struct AC_PACKED {
     float d;
     int8_t qs[QK_K];
     int16_t bsums[QK_K / 16];
