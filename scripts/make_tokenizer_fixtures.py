@@ -6,6 +6,7 @@
 Outputs (all under tests/fixtures/):
   tokenizer_smollm2.json         ids for the default model (byte-level BPE, pre "smollm")
   tokenizer_spm_tiny.gguf/.json  a synthetic SentencePiece-style vocab (model "llama")
+  tokenizer_spm_tiny_noprefix.*  the same without space prefix and BOS, with EOS
   tokenizer_bpe_<pre>.gguf/.json a synthetic byte-level BPE vocab for each other
                                  pre-tokenizer ("gpt-2", "default", "llama-bpe", "qwen2")
 
@@ -88,6 +89,13 @@ TEXTS = [
     "The mitochondria is the powerhouse of the cell. Photosynthesis converts light "
     "energy into chemical energy, storing it in glucose (C6H12O6).",
     "Newton's second law: F = ma. Ohm's law: V = IR. E = hν, λ = c/ν.",
+    # Unicode 15 letters, digits and punctuation (Kawi, Nag Mundari, CJK
+    # extension H) that PCRE2 built on Unicode 14 does not know yet
+    "Kawi \U00011F04\U00011F05\U00011F06 d\U00011F50\U00011F51 p\U00011F43 "
+    "Nag \U0001E4D0\U0001E4D1 7\U0001E4F0\U0001E4F1 CJK \U00031350\U00031351x",
+    "mvs \u180ex, a\u180e!, \u180e\u180e y; Kawi\U00011F04\U00011F05 a\U00011F04b i\u00f0\U00011F12 "
+    "1\U00011F502 \U00011F50\U00011F51\U00011F52\U00011F53 !\U00011F43!",
+    b"cesu \xed\xa0\x80 overlong \xc0\x80 cut \xe0\x80 end \xf0\x9f\x98",
     b"abc\xff\xfedef\xc3(",
     b"a\x00b\x01c",
     b"\xe2\x82",
@@ -95,7 +103,7 @@ TEXTS = [
 
 
 def tok(vocab, text, add_special, parse_special):
-    n = len(text) + 16
+    n = 4 * len(text) + 16  # an invalid byte can become 3 tokens (U+FFFD)
     arr = (llama_cpp.llama_token * n)()
     r = llama_cpp.llama_tokenize(vocab, text, len(text), arr, n, add_special, parse_special)
     if r < 0:
@@ -249,7 +257,9 @@ def make_bpe_gguf(path, pre):
     w.close()
 
 
-def make_spm_gguf(path):
+def make_spm_gguf(path, space_prefix=None, add_bos=None, add_eos=None):
+    """space_prefix/add_bos/add_eos: written when not None (else llama.cpp's
+    defaults for "llama" apply: true, true, false)."""
     sp = "\u2581"
     words = collections.Counter()
     for wd in CORPUS.split():
@@ -286,6 +296,12 @@ def make_spm_gguf(path):
     w = gguf.GGUFWriter(path, "llama")
     add_llama_hparams(w)
     w.add_tokenizer_model("llama")
+    if space_prefix is not None:
+        w.add_add_space_prefix(space_prefix)
+    if add_bos is not None:
+        w.add_add_bos_token(add_bos)
+    if add_eos is not None:
+        w.add_add_eos_token(add_eos)
     w.add_token_list(tokens)
     w.add_token_scores(scores)
     w.add_token_types(types)
@@ -310,6 +326,9 @@ def main():
     spm = FIX + "/tokenizer_spm_tiny.gguf"
     make_spm_gguf(spm)
     dump(spm, FIX + "/tokenizer_spm_tiny.json", TEXTS)
+    spm = FIX + "/tokenizer_spm_tiny_noprefix.gguf"
+    make_spm_gguf(spm, space_prefix=False, add_bos=False, add_eos=True)
+    dump(spm, FIX + "/tokenizer_spm_tiny_noprefix.json", TEXTS)
 
     for pre in ("gpt-2", "default", "llama-bpe", "qwen2"):
         path = FIX + "/tokenizer_bpe_%s.gguf" % pre
