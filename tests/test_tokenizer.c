@@ -46,7 +46,7 @@ static int hex_val(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Decodes a lowercase hex string into a malloc'd buffer. */
+/* Decodes a lowercase hex string into a malloc'd, NUL-terminated buffer. */
 static char *from_hex(const char *hex, size_t *len) {
     size_t n = strlen(hex) / 2;
     char *out = malloc(n + 1);
@@ -56,6 +56,7 @@ static char *from_hex(const char *hex, size_t *len) {
         assert_true(hi >= 0 && lo >= 0);
         out[i] = (char)(hi * 16 + lo);
     }
+    out[n] = '\0';
     *len = n;
     return out;
 }
@@ -197,7 +198,7 @@ static int check_fixture(const char *json_path) {
                 size_t g_len = got_len;
                 if (g_len == len + 1 && g[0] == ' ') g++, g_len--;
                 bool round_trip = g_len == len && memcmp(g, text, len) == 0;
-                bool spm_spaces = strstr(text, "<|user|>") != NULL;
+                bool spm_spaces = txt && strstr(text, "<|user|>") != NULL;
                 if (txt && !round_trip && !spm_spaces) {
                     failures++;
                     fprintf(stderr, "%s: case %d: decode(encode(text)) != text: \"%.*s\"\n", json_path, n_cases,
