@@ -355,17 +355,16 @@ static void test_long_inputs(void **state) {
         "Language models read text as tokens: a tokenizer splits the text into pieces, and each piece has an id. "
         "In 2024, researchers measured 1,234 reactions (e.g. 2 H2 + O2 -> 2 H2O) at 298.15 K; it's the data we'd "
         "want. def f(x):\n    return x ** 2  # square\n\\frac{a}{b} = 0.5, caf\xc3\xa9, \xe6\x97\xa5\xe6\x9c\xac! ";
-    size_t plen = strlen(para), reps = 0;
-    char *text = malloc(plen * 64 + 1);
+    const size_t plen = strlen(para), max_reps = 64;
+    char *text = malloc(plen * max_reps + 1);
     assert_non_null(text);
     int n = 0;
     size_t len = 0;
-    while (n < 1000) {
+    for (size_t reps = 0; n < 1000; reps++) { /* whole paragraphs up to 1,000 tokens */
+        assert_true(reps < max_reps);
         memcpy(text + len, para, plen);
         len += plen;
-        reps++;
-        int32_t *ids = encode(t, text, len, false, false, &n);
-        free(ids);
+        free(encode(t, text, len, false, false, &n));
     }
     char err[AC_ERR_LEN];
     int32_t *ids = malloc((size_t)n * sizeof *ids);

@@ -12,6 +12,7 @@
 #include "tokenizer/tokenizer_internal.h"
 
 #define MAX_VOCAB (1 << 24)
+#define MAX_MERGES (1 << 24)
 
 /* ------------------------------------------------------------- helpers */
 
@@ -328,7 +329,9 @@ static int load_bpe(struct ac_tokenizer *t, const struct gguf_file *f, char *err
     if (!kv) return ac_errf(err, "no BPE merges: tokenizer.ggml.merges is missing");
     if (kv->type != GGUF_VT_ARRAY || kv->arr_type != GGUF_VT_STRING)
         return ac_errf(err, "tokenizer.ggml.merges is not a string array");
-    if (kv->arr_n > (uint64_t)INT32_MAX) return ac_errf(err, "tokenizer.ggml.merges too large");
+    if (kv->arr_n > MAX_MERGES)
+        return ac_errf(err, "tokenizer.ggml.merges has %llu entries (at most %d allowed)", (unsigned long long)kv->arr_n,
+                       MAX_MERGES);
     struct gguf_str *strs = malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof *strs);
     if (!strs) return ac_errf(err, "out of memory");
     int rc = gguf_get_str_array(kv, strs, err);

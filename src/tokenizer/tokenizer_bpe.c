@@ -179,7 +179,7 @@ static uint32_t byte_to_cp(int b) {
 static uint32_t hash_pair(const char *a, size_t na, const char *b, size_t nb) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < na; i++) h = (h ^ (uint8_t)a[i]) * 16777619u;
-    h = (h ^ 0xFFu) * 16777619u; /* separator: 0xFF never occurs in UTF-8 */
+    h = (h ^ 0xFFu) * 16777619u; /* a separator: ("ab", "c") and ("a", "bc") differ */
     for (size_t i = 0; i < nb; i++) h = (h ^ (uint8_t)b[i]) * 16777619u;
     return h ^ (h >> 15);
 }
