@@ -31,7 +31,7 @@ LIB      := $(BUILD)/libagentcompress.a
 CLI      := $(BUILD)/agentcompress
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run setup clean tests lint
+.PHONY: all test run setup clean tests lint fuzz
 .SECONDARY:
 all: $(LIB) $(CLI) $(TESTS)
 
@@ -77,6 +77,16 @@ lint:
 	clang-tidy --quiet $(LIB_SRC) $(CLI_SRC) -- $(CFLAGS)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TESTS:=.d) $(TESTLIB_OBJ:.o=.d)
+
+# Coverage-guided fuzzing of the GGUF reader (clang + libFuzzer); seeds are
+# the test fixtures. Not part of `make test`.
+FUZZ_SRC := src/gguf/gguf.c src/common/common.c $(wildcard src/quant/*.c)
+fuzz:
+	@mkdir -p build-fuzz/corpus
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
+	    -D_DEFAULT_SOURCE -Isrc $(AVX512_FLAGS) tests/fuzz/fuzz_gguf.c $(FUZZ_SRC) -lm -o build-fuzz/fuzz_gguf
+	cp tests/fixtures/*.gguf build-fuzz/corpus/ 2>/dev/null || true
+	build-fuzz/fuzz_gguf -max_total_time=60 -max_len=65536 build-fuzz/corpus
