@@ -173,14 +173,20 @@ static void vec_dot_q4_1_q8_1_avx512(int n, float *restrict s, const void *restr
     const block_q4_1 *restrict x = vx;
     const block_q8_1 *restrict y = vy;
     const int nb = n / QK8_1;
+    /* the (d, m) / (d, s) dwords of 4 consecutive blocks: x's at dword
+     * 0, 5, 10, 15 of its first 64 bytes, y's at 0, 9, 18, 27 of 128 */
+    const __m512i idx_x = _mm512_setr_epi32(0, 5, 10, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx_y = _mm512_setr_epi32(0, 9, 18, 27, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     __m256 acc_ms = _mm256_setzero_ps(); /* odd lanes: m * s */
     int i = 0;
     for (; i + 4 <= nb; i += 4) {
+        const uint8_t *xb = (const uint8_t *)(x + i), *yb = (const uint8_t *)(y + i);
+        const __m512i xdm = _mm512_permutexvar_epi32(idx_x, _mm512_loadu_si512(xb));
+        const __m512i ydm = _mm512_permutex2var_epi32(_mm512_loadu_si512(yb), idx_y, _mm512_loadu_si512(yb + 64));
         /* dx mx ... times dy sy ... = dx*dy, m*s per block */
-        const __m256 dmx = load4_f16x2((const uint8_t *)&x[i].d, sizeof(block_q4_1));
-        const __m256 dsy = load4_f16x2((const uint8_t *)&y[i].d, sizeof(block_q8_1));
-        const __m256 prod = _mm256_mul_ps(dmx, dsy);
+        const __m256 prod = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(xdm)),
+                                          _mm256_cvtph_ps(_mm512_castsi512_si128(ydm)));
         acc_ms = _mm256_add_ps(acc_ms, prod);
         const __m512 d = _mm512_castps256_ps512(prod);
         const __m512i qx01 = nibbles_2x32(x[i].qs, x[i + 1].qs);
@@ -242,23 +248,31 @@ static void vec_dot_q8_0_q8_0_avx512(int n, float *restrict s, const void *restr
     *s = hsum_ps256(acc);
 }
 
-/* ---- K-quant dots ---- */
+/* ---- K-quant dots ----
+ * maddubs (u8 quants x s8 activations -> int16 pair sums, no saturation:
+ * at most 2 * 63 * 127) then vpdpwssd against int16 group scales, which
+ * multiplies and accumulates into int32 in one instruction. */
 
-/* int32 lane l of the result holds scale (l / 4) + first: spreads 4
- * consecutive 16-element group scales over the 4 dpbusd lanes of each. */
-#define GROUP4(a) _mm512_setr_epi32(a, a, a, a, a + 1, a + 1, a + 1, a + 1, a + 2, a + 2, a + 2, a + 2, a + 3, a + 3, a + 3, a + 3)
+/* Spreads int16 scale g of sc16 (16 scales) over 8 int16 lanes, four
+ * groups per 512-bit vector: vector k covers groups 4k..4k+3. */
+#define GROUP4_W(a)                                                                                          \
+    _mm512_set_epi16(a + 3, a + 3, a + 3, a + 3, a + 3, a + 3, a + 3, a + 3, a + 2, a + 2, a + 2, a + 2, a + 2, \
+                     a + 2, a + 2, a + 2, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a + 1, a, a, a, a, a, a, \
+                     a, a)
 
-/* sum over 16-element groups g of scale_g * dot_g for 256 elements, given
- * the 4 vectors of 64 unsigned quants (elements 64k..64k+63) and the
- * group scales as 16 int32. */
-static inline __m512i scaled_dot_256(const __m512i q[4], const int8_t *q8, __m512i sc32) {
-    __m512i sum = _mm512_setzero_si512();
-    for (int k = 0; k < 4; k++) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[k], _mm512_loadu_si512(q8 + 64 * k));
-        const __m512i sc = _mm512_permutexvar_epi32(GROUP4(4 * k), sc32);
-        sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, sc));
-    }
-    return sum;
+/* sum over the 16 groups of 16 of scale_g * dot_g, given 4 vectors of 64
+ * unsigned quants (elements 64k..64k+63) and the group scales as int16. */
+static inline __m512i scaled_dot_256(const __m512i q[4], const int8_t *q8, __m512i sc16) {
+    /* two accumulators: vpdpwssd's latency would otherwise serialise */
+    __m512i s0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[0], _mm512_loadu_si512(q8)),
+                                     _mm512_permutexvar_epi16(GROUP4_W(0), sc16));
+    __m512i s1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[1], _mm512_loadu_si512(q8 + 64)),
+                                     _mm512_permutexvar_epi16(GROUP4_W(4), sc16));
+    s0 = _mm512_dpwssd_epi32(s0, _mm512_maddubs_epi16(q[2], _mm512_loadu_si512(q8 + 128)),
+                             _mm512_permutexvar_epi16(GROUP4_W(8), sc16));
+    s1 = _mm512_dpwssd_epi32(s1, _mm512_maddubs_epi16(q[3], _mm512_loadu_si512(q8 + 192)),
+                             _mm512_permutexvar_epi16(GROUP4_W(12), sc16));
+    return _mm512_add_epi32(s0, s1);
 }
 
 static void vec_dot_q2_K_q8_K_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
@@ -275,9 +289,10 @@ static void vec_dot_q2_K_q8_K_avx512(int n, float *restrict s, const void *restr
         const int summs = hsum_epi32_256(_mm256_madd_epi16(mins16, bsums));
         acc_min += y[i].d * h2f(x[i].dmin) * (float)summs;
 
-        const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_and_si128(sc8, _mm_set1_epi8(0x0F)));
-        /* element 128h + 32j + l is (qs[32h + l] >> 2j) & 3: 64-element
-         * vector k = 2h + (j/2) pairs shifts 2j and 2j+2 */
+        const __m512i sc16 =
+            _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0F))));
+        /* element 128h + 32j + l is (qs[32h + l] >> 2j) & 3: the 64-element
+         * vector 2h + j/2 pairs shifts 2j and 2j + 2 */
         __m512i q[4];
         for (int h = 0; h < 2; h++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
@@ -285,7 +300,7 @@ static void vec_dot_q2_K_q8_K_avx512(int n, float *restrict s, const void *restr
             q[2 * h] = _mm512_and_si512(r2, m3);
             q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(r2, 4), m3);
         }
-        const __m512i sumi = scaled_dot_256(q, y[i].qs, sc32);
+        const __m512i sumi = scaled_dot_256(q, y[i].qs, sc16);
         acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * h2f(x[i].d)), _mm512_cvtepi32_ps(sumi), acc);
     }
     *s = _mm512_reduce_add_ps(acc) - acc_min;
@@ -296,39 +311,52 @@ static void vec_dot_q4_K_q8_K_avx512(int n, float *restrict s, const void *restr
     const block_q8_K *restrict y = vy;
     const int nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
+    /* vpshufb patterns putting int16 scale 2j in 128-bit lanes 0-1 and
+     * 2j + 1 in lanes 2-3 (the low / high nibble halves of vector j) */
+    const __m512i sc_pair[4] = {
+        _mm512_set_epi64(0x0302030203020302ll, 0x0302030203020302ll, 0x0302030203020302ll, 0x0302030203020302ll,
+                         0x0100010001000100ll, 0x0100010001000100ll, 0x0100010001000100ll, 0x0100010001000100ll),
+        _mm512_set_epi64(0x0706070607060706ll, 0x0706070607060706ll, 0x0706070607060706ll, 0x0706070607060706ll,
+                         0x0504050405040504ll, 0x0504050405040504ll, 0x0504050405040504ll, 0x0504050405040504ll),
+        _mm512_set_epi64(0x0b0a0b0a0b0a0b0all, 0x0b0a0b0a0b0a0b0all, 0x0b0a0b0a0b0a0b0all, 0x0b0a0b0a0b0a0b0all,
+                         0x0908090809080908ll, 0x0908090809080908ll, 0x0908090809080908ll, 0x0908090809080908ll),
+        _mm512_set_epi64(0x0f0e0f0e0f0e0f0ell, 0x0f0e0f0e0f0e0f0ell, 0x0f0e0f0e0f0e0f0ell, 0x0f0e0f0e0f0e0f0ell,
+                         0x0d0c0d0c0d0c0d0cll, 0x0d0c0d0c0d0c0d0cll, 0x0d0c0d0c0d0c0d0cll, 0x0d0c0d0c0d0c0d0cll),
+    };
     __m512 acc = _mm512_setzero_ps();
-    float acc_min = 0;
+    __m256 acc_min = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
-        /* unpack the 6-bit scales/mins: bytes 0-3 sc0-3, 4-7 m0-3, 8-11 low
-         * nibble sc4-7 / high nibble m4-7, top bits of 0-7 the rest */
-        uint32_t u[3];
-        memcpy(u, x[i].scales, 12);
-        const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-        const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
-        const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
-        const __m128i scm = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)m_lo, (int)m_hi); /* sc0-7, m0-7 */
+        /* unpack the 6-bit scales/mins from dwords u0 u1 u2 of scales[]:
+         * sc0-3 = u0 & 63, m0-3 = u1 & 63, sc4-7 = (u2 & 15) | (u0 >> 6) << 4,
+         * m4-7 = (u2 >> 4) | (u1 >> 6) << 4, bytewise (the 16-byte load
+         * runs into qs, inside the block) */
+        const __m128i u = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                                         _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+        const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                         _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+        const __m128i scm = _mm_or_si128(lo, hi); /* bytes: sc0-7, m0-7 */
 
-        const __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(scm, 8));
-        const __m128i b0 = _mm_loadu_si128((const __m128i *)y[i].bsums);
-        const __m128i b1 = _mm_loadu_si128((const __m128i *)(y[i].bsums + 8));
-        __m128i pm = _mm_madd_epi16(_mm_hadd_epi16(b0, b1), mins16);
-        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(1, 0, 3, 2)));
-        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(2, 3, 0, 1)));
-        acc_min += y[i].d * h2f(x[i].dmin) * (float)_mm_cvtsi128_si32(pm);
+        /* mins: sum_j m_j * (bsums[2j] + bsums[2j+1]) */
+        const __m256i m_pairs = _mm256_cvtepu8_epi16(
+            _mm_shuffle_epi8(scm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+        const __m256i pm = _mm256_madd_epi16(m_pairs, _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].dmin)), _mm256_cvtepi32_ps(pm), acc_min);
 
-        const __m512i sc32 = _mm512_cvtepu8_epi32(scm); /* lanes 0-7: sc0-7 */
-        __m512i sumi = _mm512_setzero_si512();
+        const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scm)); /* sc0-7 as int16, every lane */
+        /* two accumulators: vpdpwssd's latency would otherwise serialise */
+        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             const __m512i q = _mm512_and_si512(
                 _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), m4);
-            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(y[i].qs + 64 * j));
-            const __m512i sc = _mm512_permutexvar_epi32(SPREAD(2 * j, 2 * j + 1), sc32);
-            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc));
+            const __m512i p = _mm512_maddubs_epi16(q, _mm512_loadu_si512(y[i].qs + 64 * j));
+            sumi[j & 1] = _mm512_dpwssd_epi32(sumi[j & 1], p, _mm512_shuffle_epi8(sc16, sc_pair[j]));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * h2f(x[i].d)), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * h2f(x[i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(sumi[0], sumi[1])), acc);
     }
-    *s = _mm512_reduce_add_ps(acc) - acc_min;
+    *s = _mm512_reduce_add_ps(acc) - hsum_ps256(acc_min);
 }
 
 static void vec_dot_q6_K_q8_K_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
@@ -340,10 +368,10 @@ static void vec_dot_q6_K_q8_K_avx512(int n, float *restrict s, const void *restr
     __m512 acc = _mm512_setzero_ps();
     float acc_offset = 0;
     for (int i = 0; i < nb; i++) {
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         /* stored q' = q + 32: sum sc*q*y = sum sc*q'*y - 32 * sum sc*bsum */
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const int offset = 32 * hsum_epi32_256(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), bsums));
+        const int offset = 32 * hsum_epi32_256(_mm256_madd_epi16(sc16, bsums));
 
         __m512i q[4];
         for (int h = 0; h < 2; h++) {
@@ -358,7 +386,7 @@ static void vec_dot_q6_K_q8_K_avx512(int n, float *restrict s, const void *restr
             q[2 * h] = _mm512_and_si512(_mm512_ternarylogic_epi32(m4, ql, _mm512_slli_epi16(hz, 4), 0xCA), m6);
             q[2 * h + 1] = _mm512_and_si512(_mm512_ternarylogic_epi32(m4, _mm512_srli_epi16(ql, 4), hz, 0xCA), m6);
         }
-        const __m512i sumi = scaled_dot_256(q, y[i].qs, _mm512_cvtepi8_epi32(sc8));
+        const __m512i sumi = scaled_dot_256(q, y[i].qs, _mm512_castsi256_si512(sc16));
         const float d = y[i].d * h2f(x[i].d);
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         acc_offset += d * (float)offset;
