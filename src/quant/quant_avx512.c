@@ -77,6 +77,13 @@ static inline __m256i nibbles_32(const uint8_t *p) {
     return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
 }
 
+/* Same, loading the 16 bytes into both lanes (a load, no shuffle) and
+ * shifting the upper lane by a blend. */
+static inline __m256i nibbles_32_bcast(const uint8_t *p) {
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_and_si256(_mm256_blend_epi32(b, _mm256_srli_epi16(b, 4), 0xF0), _mm256_set1_epi8(0x0F));
+}
+
 /* Lane index vectors spreading float lane a over lanes 0-7, b over 8-15. */
 #define SPREAD(a, b) _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
 
@@ -177,7 +184,10 @@ static void vec_dot_q4_1_q8_1_avx512(int n, float *restrict s, const void *restr
      * 0, 5, 10, 15 of its first 64 bytes, y's at 0, 9, 18, 27 of 128 */
     const __m512i idx_x = _mm512_setr_epi32(0, 5, 10, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i idx_y = _mm512_setr_epi32(0, 9, 18, 27, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    /* 256-bit, one block per register: on cores that split 512-bit ops
+     * (Zen 4) this avoids the lane shuffles a two-block layout needs, and
+     * each block's scale comes by a broadcast load, not a shuffle. */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     __m256 acc_ms = _mm256_setzero_ps(); /* odd lanes: m * s */
     int i = 0;
     for (; i + 4 <= nb; i += 4) {
@@ -188,18 +198,22 @@ static void vec_dot_q4_1_q8_1_avx512(int n, float *restrict s, const void *restr
         const __m256 prod = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(xdm)),
                                           _mm256_cvtph_ps(_mm512_castsi512_si128(ydm)));
         acc_ms = _mm256_add_ps(acc_ms, prod);
-        const __m512 d = _mm512_castps256_ps512(prod);
-        const __m512i qx01 = nibbles_2x32(x[i].qs, x[i + 1].qs);
-        const __m512i qx23 = nibbles_2x32(x[i + 2].qs, x[i + 3].qs);
-        const __m512i qy01 = load_2x256(y[i].qs, y[i + 1].qs);
-        const __m512i qy23 = load_2x256(y[i + 2].qs, y[i + 3].qs);
-        const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx01, qy01);
-        const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx23, qy23);
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(SPREAD(0, 2), d), _mm512_cvtepi32_ps(p01), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(SPREAD(4, 6), d), _mm512_cvtepi32_ps(p23), acc1);
+        float d[8];
+        _mm256_storeu_ps(d, prod);
+        const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles_32_bcast(x[i].qs),
+                                               _mm256_loadu_si256((const __m256i *)y[i].qs));
+        const __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles_32_bcast(x[i + 1].qs),
+                                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        const __m256i p2 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles_32_bcast(x[i + 2].qs),
+                                               _mm256_loadu_si256((const __m256i *)y[i + 2].qs));
+        const __m256i p3 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles_32_bcast(x[i + 3].qs),
+                                               _mm256_loadu_si256((const __m256i *)y[i + 3].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[0]), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[2]), _mm256_cvtepi32_ps(p1), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[4]), _mm256_cvtepi32_ps(p2), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[6]), _mm256_cvtepi32_ps(p3), acc1);
     }
-    const __m512 acc01 = _mm512_add_ps(acc0, acc1);
-    __m256 acc = _mm256_add_ps(_mm512_castps512_ps256(acc01), _mm512_extractf32x8_ps(acc01, 1));
+    __m256 acc = _mm256_add_ps(acc0, acc1);
     /* keep the odd (m * s) lanes of acc_ms */
     float summs = hsum_ps256(_mm256_and_ps(acc_ms, _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1))));
     for (; i < nb; i++) {
