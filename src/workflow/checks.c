@@ -237,7 +237,7 @@ bool ac_first_number(const char *str, double *out) {
             size_t k = times_pow10(s + q, &e);
             if (k > 0) {
                 v *= pow(10.0, e);
-            } else if (strcmp(buf, "10") == 0 && (k = pow10_exponent(s + q, &e)) > 0) {
+            } else if (strcmp(buf, "10") == 0 && pow10_exponent(s + q, &e) > 0) {
                 v = pow(10.0, e); /* "10^5" on its own */
             }
         }

@@ -19,6 +19,7 @@ static char *dup_str(const char *s) {
 }
 
 static bool ieq(const char *a, const char *b, bool cs) {
+    if (!a || !b) return a == b;
     if (cs) return strcmp(a, b) == 0;
     for (; *a && *b; a++, b++) {
         int ca = (*a >= 'A' && *a <= 'Z') ? *a - 'A' + 'a' : *a;
