@@ -295,13 +295,13 @@ static void vec_dot_q2_K_q8_K_avx512(int n, float *restrict s, const void *restr
     const int nb = n / QK_K;
     const __m512i m3 = _mm512_set1_epi8(3);
     __m512 acc = _mm512_setzero_ps();
-    float acc_min = 0;
+    __m256 acc_min = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const int summs = hsum_epi32_256(_mm256_madd_epi16(mins16, bsums));
-        acc_min += y[i].d * h2f(x[i].dmin) * (float)summs;
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].dmin)),
+                                  _mm256_cvtepi32_ps(_mm256_madd_epi16(mins16, bsums)), acc_min);
 
         const __m512i sc16 =
             _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0F))));
@@ -317,7 +317,7 @@ static void vec_dot_q2_K_q8_K_avx512(int n, float *restrict s, const void *restr
         const __m512i sumi = scaled_dot_256(q, y[i].qs, sc16);
         acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * h2f(x[i].d)), _mm512_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc) - acc_min;
+    *s = _mm512_reduce_add_ps(acc) - hsum_ps256(acc_min);
 }
 
 static void vec_dot_q4_K_q8_K_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
