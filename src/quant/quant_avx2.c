@@ -202,52 +202,48 @@ static void vec_dot_q2_K_q8_K_avx2(int n, float *restrict s, const void *restric
     *s = hsum_ps256(acc) - acc_min;
 }
 
-/* Unpacks Q4_K's 12 scale bytes into sc[8] and m[8] (6 bits each). */
-static inline void q4_K_unpack_scales(const uint8_t *restrict q, uint8_t sc[8], uint8_t m[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        m[j] = q[j + 4] & 63;
-        sc[j + 4] = (uint8_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
-        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
-    }
-}
-
 static void vec_dot_q4_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
     const block_q4_K *restrict x = vx;
     const block_q8_K *restrict y = vy;
     const int nb = n / QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    float acc_min = 0;
+    __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
-        const float d = y[i].d * h2f(x[i].d);
-        const float dmin = y[i].d * h2f(x[i].dmin);
-        uint8_t sc[8], m[8];
-        q4_K_unpack_scales(x[i].scales, sc, m);
+        /* unpack the 6-bit scales/mins from dwords u0 u1 u2 of scales[]:
+         * sc0-3 = u0 & 63, m0-3 = u1 & 63, sc4-7 = (u2 & 15) | (u0 >> 6) << 4,
+         * m4-7 = (u2 >> 4) | (u1 >> 6) << 4, bytewise (the 16-byte load
+         * runs into qs, inside the block) */
+        const __m128i u = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                                         _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+        const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                         _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+        const __m128i scm = _mm_or_si128(lo, hi); /* bytes: sc0-7, m0-7 */
 
         /* mins: sum_j m_j * (bsums[2j] + bsums[2j+1]) */
-        const __m128i b0 = _mm_loadu_si128((const __m128i *)y[i].bsums);
-        const __m128i b1 = _mm_loadu_si128((const __m128i *)(y[i].bsums + 8));
-        const __m128i pairs = _mm_hadd_epi16(b0, b1);
-        const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
-        __m128i pm = _mm_madd_epi16(pairs, m16);
-        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(1, 0, 3, 2)));
-        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, _MM_SHUFFLE(2, 3, 0, 1)));
-        acc_min += dmin * (float)_mm_cvtsi128_si32(pm);
+        const __m256i m_pairs = _mm256_cvtepu8_epi16(
+            _mm_shuffle_epi8(scm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+        const __m256i pm = _mm256_madd_epi16(m_pairs, _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].dmin)), _mm256_cvtepi32_ps(pm), acc_min);
 
-        __m256i sumi = _mm256_setzero_si256();
+        /* int16 scales 0-7 in both lanes; scale_pair_shuffle(2j) picks 2j, 2j+1 */
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
         for (int j = 0; j < QK_K / 64; j++) {
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m256i lo = _mm256_and_si256(q4, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j)));
-            const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1])));
+            const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4),
+                                                    _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j)));
+            const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+                                                    _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32)));
+            /* the 32 elements of p0 all take scale 2j: spread it over both lanes */
+            const __m256i sp = _mm256_shuffle_epi8(sc16, scale_pair_shuffle(2 * j));
+            sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(p0, _mm256_permute2x128_si256(sp, sp, 0x00)));
+            sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(p1, _mm256_permute2x128_si256(sp, sp, 0x11)));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)),
+                              acc);
     }
-    *s = hsum_ps256(acc) - acc_min;
+    *s = hsum_ps256(acc) - hsum_ps256(acc_min);
 }
 
 static void vec_dot_q6_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
