@@ -24,12 +24,23 @@
 #define REF_JSON "tests/fixtures/ref_smollm2.json"
 #define REF_LOGITS "tests/fixtures/ref_smollm2_logits.bin"
 
-/* Max |ours - llama.cpp| over the last-position logits. llama.cpp differs
- * from itself by up to ~the noise floor recorded in the fixture when only
- * the thread count or batch size changes; our summation order differs more
- * than that, so the bound is a few times larger, still far below the gap
- * between the top two logits that decides greedy output. */
-#define LOGIT_TOL 2.0f
+/* The real model re-quantizes every matmul input to 8 bits, which makes its
+ * logits chaotic in the last bits of the arithmetic: in an exact NumPy
+ * simulation of that pipeline a 1e-6 relative change of the embeddings
+ * moves the final logits by 0.73, and llama.cpp itself moves by up to 1.28
+ * between batch sizes 1 and 512 (fixture noise_floor). No reimplementation
+ * agrees to 1e-2 there without copying llama.cpp's exact operation order,
+ * so the bound below is the chaos floor, and exactness of the math is
+ * checked separately on F32 models (test_tiny_models_exact: ~4e-5). */
+#define LOGIT_TOL 1.5f
+/* KL(llama.cpp || ours) of the next-token distributions, in nats */
+#define KL_TOL 0.01
+/* Greedy decisions must agree wherever llama.cpp's own top-1/top-2 logit
+ * margin exceeds the noise above; measured mismatches all have margins
+ * below 0.4 (and llama.cpp flips such tokens itself across batch sizes). */
+#define MARGIN_SAFE 0.5
+/* bound for the F32 models: float summation order only */
+#define TINY_TOL 1e-4f
 
 static char *read_all(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -46,6 +57,24 @@ static char *read_all(const char *path, size_t *len) {
     if (buf) buf[n] = '\0';
     if (len) *len = (size_t)n;
     return buf;
+}
+
+/* KL(softmax(p) || softmax(q)) in nats. */
+static double kl_divergence(const float *p, const float *q, int n) {
+    double mp = -INFINITY, mq = -INFINITY, zp = 0.0, zq = 0.0, kl = 0.0;
+    for (int i = 0; i < n; i++) {
+        mp = fmax(mp, p[i]);
+        mq = fmax(mq, q[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        zp += exp(p[i] - mp);
+        zq += exp(q[i] - mq);
+    }
+    for (int i = 0; i < n; i++) {
+        const double lp = p[i] - mp - log(zp), lq = q[i] - mq - log(zq);
+        kl += exp(lp) * (lp - lq);
+    }
+    return kl;
 }
 
 static int32_t *json_ids(const cJSON *arr, int *n) {
@@ -100,8 +129,10 @@ static void test_config(void **state) {
     assert_false(c->rope_neox);
 }
 
-/* Last-position logits and the 32-token greedy continuation of every
- * reference prompt, at 1 and 2 threads. */
+/* Last-position logits of every reference prompt, then its 32-step greedy
+ * continuation teacher-forced on llama.cpp's tokens: our argmax must match
+ * at every step where llama.cpp's margin is at least MARGIN_SAFE, and at
+ * 90% of all steps. At 1 and 2 threads. */
 static void test_matches_llama_cpp(void **state) {
     struct fixture *fx = *state;
     const int n_vocab = fx->model->cfg.n_vocab;
@@ -113,27 +144,41 @@ static void test_matches_llama_cpp(void **state) {
         struct ac_context *ctx;
         struct ac_context_params cp = {.n_ctx = 512, .n_threads = threads};
         assert_int_equal(ac_context_new(&ctx, fx->model, &cp, err), 0);
+        int steps = 0, agree = 0;
         for (int p = 0; p < cJSON_GetArraySize(prompts); p++) {
             const cJSON *e = cJSON_GetArrayItem(prompts, p);
+            const char *name = cJSON_GetObjectItem(e, "name")->valuestring;
+            const cJSON *margins = cJSON_GetObjectItem(e, "step_top2_margin");
             int n_prompt, n_gen;
             int32_t *ids = json_ids(cJSON_GetObjectItem(e, "prompt_ids"), &n_prompt);
             int32_t *gen = json_ids(cJSON_GetObjectItem(e, "generated_ids"), &n_gen);
+            assert_int_equal(cJSON_GetArraySize(margins), n_gen);
             ac_context_reset(ctx);
             assert_int_equal(ac_decode(ctx, ids, n_prompt, AC_LOGITS_LAST, logits, err), 0);
             const float *ref = fx->ref_logits + (size_t)p * n_vocab;
             float maxd = 0.0f;
             for (int i = 0; i < n_vocab; i++) maxd = fmaxf(maxd, fabsf(logits[i] - ref[i]));
-            printf("  %-16s threads=%d max|dlogit|=%.5f\n", cJSON_GetObjectItem(e, "name")->valuestring, threads,
-                   (double)maxd);
-            if (maxd > LOGIT_TOL) fail_msg("logits differ from llama.cpp by %g", (double)maxd);
+            const double kl = kl_divergence(ref, logits, n_vocab);
+            int first_diff = -1;
             for (int i = 0; i < n_gen; i++) {
-                int32_t id = ac_argmax(logits, n_vocab);
-                if (id != gen[i]) fail_msg("prompt %d: greedy token %d is %d, llama.cpp has %d", p, i, id, gen[i]);
-                assert_int_equal(ac_decode(ctx, &id, 1, AC_LOGITS_LAST, logits, err), 0);
+                const int32_t id = ac_argmax(logits, n_vocab);
+                const double margin = cJSON_GetArrayItem(margins, i)->valuedouble;
+                steps++;
+                agree += id == gen[i];
+                if (id != gen[i] && first_diff < 0) first_diff = i;
+                if (id != gen[i] && margin >= MARGIN_SAFE)
+                    fail_msg("%s step %d: greedy %d, llama.cpp %d (its margin %.3f)", name, i, id, gen[i], margin);
+                assert_int_equal(ac_decode(ctx, &gen[i], 1, AC_LOGITS_LAST, logits, err), 0);
             }
+            printf("  %-16s threads=%d max|dlogit|=%.3f KL=%.5f first greedy difference at step %d\n", name,
+                   threads, (double)maxd, kl, first_diff);
+            if (maxd > LOGIT_TOL || kl > KL_TOL)
+                fail_msg("%s: logits differ from llama.cpp by max %g, KL %g", name, (double)maxd, kl);
             free(ids);
             free(gen);
         }
+        printf("  threads=%d: greedy agrees with llama.cpp at %d of %d teacher-forced steps\n", threads, agree, steps);
+        assert_true(agree * 10 >= steps * 9);
         ac_context_free(ctx);
     }
     free(logits);
@@ -251,6 +296,52 @@ static char *tiny_model(const char *arch, const char *skip) {
     return path;
 }
 
+/* F32 models: no activation re-quantization, so llama.cpp and we compute
+ * the same math up to float summation order and the F16 KV cache. */
+static void test_tiny_models_exact(void **state) {
+    (void)state;
+    char *json = read_all("tests/fixtures/tiny_ref.json", NULL);
+    float *ref = (float *)read_all("tests/fixtures/tiny_ref_logits.bin", NULL);
+    assert_non_null(json);
+    assert_non_null(ref);
+    cJSON *info = cJSON_Parse(json);
+    const cJSON *models = cJSON_GetObjectItem(info, "models");
+    assert_int_equal(cJSON_GetArraySize(models), 2);
+    char err[AC_ERR_LEN];
+    for (int i = 0; i < 2; i++) {
+        const cJSON *e = cJSON_GetArrayItem(models, i);
+        char path[256];
+        snprintf(path, sizeof path, "tests/fixtures/%s", cJSON_GetObjectItem(e, "file")->valuestring);
+        struct ac_model *m;
+        assert_int_equal(ac_model_load(&m, path, err), 0);
+        assert_int_equal(m->cfg.rope_neox, !strcmp(cJSON_GetObjectItem(e, "arch")->valuestring, "qwen2"));
+        int n;
+        int32_t *ids = json_ids(cJSON_GetObjectItem(e, "ids"), &n);
+        const int n_vocab = m->cfg.n_vocab;
+        assert_int_equal(n_vocab, cJSON_GetObjectItem(e, "n_vocab")->valueint);
+        const float *want = ref + (size_t)cJSON_GetObjectItem(e, "logits_offset_floats")->valuedouble;
+        float *got = malloc(sizeof(float) * (size_t)n * n_vocab);
+        for (int batch = 1; batch <= 16; batch *= 4) {
+            struct ac_context *ctx;
+            struct ac_context_params cp = {.n_ctx = 64, .n_batch = batch, .n_threads = 2};
+            assert_int_equal(ac_context_new(&ctx, m, &cp, err), 0);
+            assert_int_equal(ac_decode(ctx, ids, n, AC_LOGITS_ALL, got, err), 0);
+            float maxd = 0.0f;
+            for (size_t k = 0; k < (size_t)n * n_vocab; k++) maxd = fmaxf(maxd, fabsf(got[k] - want[k]));
+            printf("  tiny %-5s batch=%-2d max|dlogit|=%.2e\n", cJSON_GetObjectItem(e, "arch")->valuestring, batch,
+                   (double)maxd);
+            assert_true(maxd < TINY_TOL);
+            ac_context_free(ctx);
+        }
+        free(got);
+        free(ids);
+        ac_model_free(m);
+    }
+    cJSON_Delete(info);
+    free(json);
+    free(ref);
+}
+
 static void expect_load_error(const char *path, const char *needle) {
     struct ac_model *m = NULL;
     char err[AC_ERR_LEN] = "";
@@ -293,6 +384,7 @@ int main(void) {
         cmocka_unit_test(test_matches_llama_cpp),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_tiny_models_exact),
         cmocka_unit_test(test_unusable_models),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -441,7 +441,7 @@ static void attn_worker(void *arg, int ith, int nth) {
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int p = 0; p < n_pos; p++) {
             f16->to_float(vc + (size_t)p * kv_dim + (size_t)kvh * hd, vrow, hd);
-            const float a = scores[p] * inv;
+            const float a = ac_fp16_to_fp32(ac_fp32_to_fp16(scores[p] * inv));
             for (int d = 0; d < hd; d++) o[d] += a * vrow[d];
         }
     }
