@@ -2,9 +2,8 @@
  * Makefile's AVX-512 flags; only called after
  * ac_quant_cpu_has(AC_SIMD_AVX512VNNI).
  *
- * The 32-block dots work on two blocks per 512-bit register (one per
- * 256-bit half) and convert the fp16 scales of four blocks with one
- * vcvtph2ps; vpdpbusd multiplies unsigned by signed bytes, so signed
+ * The 32-block dots convert the fp16 scales of four blocks with one
+ * vcvtph2ps and work on one or two blocks per register; vpdpbusd multiplies unsigned by signed bytes, so signed
  * weights are offset into unsigned range and the offset is taken back out
  * with a second vpdpbusd against the activations. */
 #include "quant/quant_internal.h"
@@ -40,18 +39,6 @@ static inline __m128 load4_f16(const uint8_t *p, size_t stride) {
     memcpy(&d, p + 3 * stride, 2);
     const uint64_t v = (uint64_t)a | (uint64_t)b << 16 | (uint64_t)c << 32 | (uint64_t)d << 48;
     return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
-}
-
-/* Four 32-bit pairs of fp16 (d and m/s) at the same four places, as 8
- * floats: d0 m0 d1 m1 d2 m2 d3 m3. */
-static inline __m256 load4_f16x2(const uint8_t *p, size_t stride) {
-    uint32_t a, b, c, d;
-    memcpy(&a, p, 4);
-    memcpy(&b, p + stride, 4);
-    memcpy(&c, p + 2 * stride, 4);
-    memcpy(&d, p + 3 * stride, 4);
-    const __m128i v = _mm_setr_epi32((int)a, (int)b, (int)c, (int)d);
-    return _mm256_cvtph_ps(v);
 }
 
 /* Two 32-byte runs as one 512-bit vector. */
