@@ -3,9 +3,10 @@
  * ac_quant_cpu_has(AC_SIMD_AVX512VNNI).
  *
  * The 32-block dots convert the fp16 scales of four blocks with one
- * vcvtph2ps and work on one or two blocks per register; vpdpbusd multiplies unsigned by signed bytes, so signed
- * weights are offset into unsigned range and the offset is taken back out
- * with a second vpdpbusd against the activations. */
+ * vcvtph2ps and work on one or two blocks per register. vpdpbusd
+ * multiplies unsigned by signed bytes, so signed weights are offset into
+ * unsigned range and the offset is taken back out with a second vpdpbusd
+ * against the activations. */
 #include "quant/quant_internal.h"
 
 #include <immintrin.h>
