@@ -14,9 +14,12 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* Spins before sleeping: long enough to cover the gap between two matmuls
- * of one token, short enough not to burn a core while the user types. */
-#define SPIN_ITERS 200000
+/* Waiting escalates: pause-spin (a dispatch costs well under a microsecond
+ * on an idle machine), then sched_yield (another process wants the core:
+ * spinning would steal the time slice the other thread of the pool needs),
+ * then, for a worker, sleep on the condition variable. */
+#define SPIN_ITERS 4096
+#define YIELD_ITERS 2000
 
 struct ac_pool {
     int n;
@@ -47,6 +50,10 @@ static void *worker_main(void *v) {
         while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ITERS) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < SPIN_ITERS + YIELD_ITERS) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -127,5 +134,10 @@ void ac_pool_run(struct ac_pool *p, ac_task_fn fn, void *arg) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_ITERS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
