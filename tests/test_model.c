@@ -248,6 +248,86 @@ static void test_decode_errors(void **state) {
     ac_context_free(ctx);
 }
 
+/* Pruning and sparsity: r = 0 / no thresholds is the plain engine bit for
+ * bit; skipping layers and zeroing activations really reduces the weight
+ * bytes read; calibrated thresholds zero about the target fraction. */
+static void test_prune_and_sparsity(void **state) {
+    struct fixture *fx = *state;
+    struct ac_model *m = fx->model;
+    const int n_vocab = m->cfg.n_vocab, L = m->cfg.n_layers;
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(fx->ref, "prompts"), 6); /* long paragraph */
+    int n;
+    int32_t *ids = json_ids(cJSON_GetObjectItem(e, "prompt_ids"), &n);
+    char err[AC_ERR_LEN];
+    float *plain = malloc(sizeof(float) * n_vocab), *got = malloc(sizeof(float) * n_vocab);
+    struct ac_context *ctx;
+    struct ac_context_params cp = {.n_ctx = 256, .n_threads = 2};
+    assert_int_equal(ac_context_new(&ctx, m, &cp, err), 0);
+    assert_int_equal(ac_decode(ctx, ids, n, AC_LOGITS_LAST, plain, err), 0);
+    const double dense_bytes = ac_context_weight_bytes(ctx) / n;
+
+    bool skip[64] = {false};
+    struct ac_run_config rc = {.skip_layer = skip};
+    assert_int_equal(ac_context_set_run_config(ctx, &rc, err), 0);
+    assert_int_equal(ac_decode(ctx, ids, n, AC_LOGITS_LAST, got, err), 0);
+    assert_memory_equal(plain, got, sizeof(float) * n_vocab);
+
+    /* calibration on the prompt itself: 4 sparsity levels */
+    const float levels[4] = {0.0f, 0.25f, 0.4f, 0.5f};
+    float bi[64], thr[64 * AC_SITE_COUNT * 4];
+    assert_int_equal(ac_calibrate(m, ids, n, 64, 2, levels, 4, bi, thr, err), 0);
+    int lowest = 0;
+    for (int l = 0; l < L; l++) {
+        assert_true(bi[l] >= 0.0f && bi[l] <= 2.0f);
+        if (bi[l] < bi[lowest]) lowest = l;
+        for (int s = 0; s < AC_SITE_COUNT; s++) {
+            const float *t = thr + ((size_t)l * AC_SITE_COUNT + s) * 4;
+            assert_true(t[0] == 0.0f && t[1] > 0.0f && t[1] <= t[2] && t[2] <= t[3]);
+        }
+    }
+    /* pruning the 20% lowest-influence layers reads ~20% fewer layer bytes */
+    for (int k = 0; k < (L + 4) / 5; k++) {
+        int best = -1;
+        for (int l = 0; l < L; l++)
+            if (!skip[l] && (best < 0 || bi[l] < bi[best])) best = l;
+        skip[best] = true;
+    }
+    assert_int_equal(ac_context_set_run_config(ctx, &rc, err), 0);
+    assert_int_equal(ac_decode(ctx, ids, n, AC_LOGITS_LAST, got, err), 0);
+    const double pruned_bytes = ac_context_weight_bytes(ctx) / n;
+    printf("  dense %.1f MB/token, 20%% pruned %.1f MB/token (lowest influence: layer %d, %.4f)\n",
+           dense_bytes / 1e6, pruned_bytes / 1e6, lowest, (double)bi[lowest]);
+    assert_true(pruned_bytes < dense_bytes * 0.9);
+    assert_int_equal(ac_argmax(got, n_vocab) >= 0, 1);
+
+    /* sparsity needs the transposed weights */
+    float site_thr[64 * AC_SITE_COUNT];
+    struct ac_run_config sc = {.sparse_threshold = site_thr};
+    assert_int_equal(ac_context_set_run_config(ctx, &sc, err), -1);
+    assert_non_null(strstr(err, "prepare_sparse"));
+    assert_int_equal(ac_model_prepare_sparse(m, err), 0);
+    double bytes_at[4];
+    for (int k = 0; k < 4; k++) {
+        for (int l = 0; l < L; l++)
+            for (int s = 0; s < AC_SITE_COUNT; s++)
+                site_thr[l * AC_SITE_COUNT + s] = thr[((size_t)l * AC_SITE_COUNT + s) * 4 + k];
+        assert_int_equal(ac_context_set_run_config(ctx, &sc, err), 0);
+        assert_int_equal(ac_decode(ctx, ids, n, AC_LOGITS_LAST, got, err), 0);
+        bytes_at[k] = ac_context_weight_bytes(ctx) / n;
+        float maxd = 0.0f;
+        for (int i = 0; i < n_vocab; i++) maxd = fmaxf(maxd, fabsf(got[i] - plain[i]));
+        printf("  sparsity %.2f: %.1f MB/token, max|dlogit| vs dense %.3f, top-1 %s\n", (double)levels[k],
+               bytes_at[k] / 1e6, (double)maxd, ac_argmax(got, n_vocab) == ac_argmax(plain, n_vocab) ? "same" : "differs");
+    }
+    /* layer matrices are ~69% of the bytes: 50% sparsity saves about a third */
+    assert_true(bytes_at[3] < dense_bytes * 0.75);
+    assert_true(bytes_at[1] < bytes_at[0] && bytes_at[3] < bytes_at[2]);
+    ac_context_free(ctx);
+    free(plain);
+    free(got);
+    free(ids);
+}
+
 /* A tiny llama GGUF: metadata for arch, all tensors F32 of the right shape
  * except those named in skip. */
 static char *tiny_model(const char *arch, const char *skip) {
@@ -384,6 +464,7 @@ int main(void) {
         cmocka_unit_test(test_matches_llama_cpp),
         cmocka_unit_test(test_batch_invariance),
         cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_prune_and_sparsity),
         cmocka_unit_test(test_tiny_models_exact),
         cmocka_unit_test(test_unusable_models),
     };

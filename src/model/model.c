@@ -18,6 +18,7 @@
 #include "common/common.h"
 #include "gguf/gguf.h"
 #include "model/threadpool.h"
+#include "model/vec.h"
 #include "quant/quant.h"
 
 /* ================================================================ loading */
@@ -179,6 +180,7 @@ void ac_model_free(struct ac_model *m) {
     if (!m) return;
     gguf_close(m->file);
     free(m->layers);
+    ac_free_aligned(m->sparse_weights);
     free(m);
 }
 
@@ -192,7 +194,89 @@ size_t ac_model_bytes_per_token(const struct ac_model *m) {
     return b;
 }
 
+/* The matrices of a layer, in a fixed order, with their transposed slots. */
+#define LAYER_MATS 7
+static void layer_mats(struct ac_layer *L, struct ac_tensor *w[LAYER_MATS], struct ac_tensor *wT[LAYER_MATS]) {
+    struct ac_tensor *a[LAYER_MATS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    struct ac_tensor *b[LAYER_MATS] = {&L->wqT, &L->wkT, &L->wvT, &L->woT, &L->w_gateT, &L->w_upT, &L->w_downT};
+    for (int i = 0; i < LAYER_MATS; i++) {
+        w[i] = a[i];
+        wT[i] = b[i];
+    }
+}
+
+/* Type of the transposed copy: the matrix's own where its rows (the
+ * output width) fit the type's blocks and the type has a quantizer. */
+static uint32_t transposed_type(const struct ac_tensor *w) {
+    const struct ac_type_traits *t = ac_type_traits(w->type);
+    if (t->from_float_ref && ac_row_size(w->type, w->rows) > 0) return w->type;
+    return ac_row_size(AC_TYPE_Q8_0, w->rows) > 0 ? AC_TYPE_Q8_0 : AC_TYPE_F32;
+}
+
+int ac_model_prepare_sparse(struct ac_model *m, char *err) {
+    if (m->sparse_weights) return 0;
+    size_t total = 0, max_elems = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        struct ac_tensor *w[LAYER_MATS], *wT[LAYER_MATS];
+        layer_mats(&m->layers[l], w, wT);
+        for (int i = 0; i < LAYER_MATS; i++) {
+            total += (ac_row_size(transposed_type(w[i]), w[i]->rows) * (size_t)w[i]->cols + 63) & ~(size_t)63;
+            if ((size_t)(w[i]->rows * w[i]->cols) > max_elems) max_elems = (size_t)(w[i]->rows * w[i]->cols);
+        }
+    }
+    uint8_t *buf = ac_alloc_aligned(total);
+    float *dense = malloc(max_elems * sizeof(float)), *trans = malloc(max_elems * sizeof(float));
+    if (!buf || !dense || !trans) {
+        ac_free_aligned(buf);
+        free(dense);
+        free(trans);
+        return ac_errf(err, "out of memory preparing sparse weights (%zu bytes)", total);
+    }
+    size_t off = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        struct ac_tensor *w[LAYER_MATS], *wT[LAYER_MATS];
+        layer_mats(&m->layers[l], w, wT);
+        for (int i = 0; i < LAYER_MATS; i++) {
+            const int64_t rows = w[i]->rows, cols = w[i]->cols;
+            const struct ac_type_traits *src = ac_type_traits(w[i]->type);
+            const size_t src_row = ac_row_size(w[i]->type, cols);
+            for (int64_t r = 0; r < rows; r++)
+                src->to_float((const uint8_t *)w[i]->data + (size_t)r * src_row, dense + r * cols, cols);
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < cols; c++) trans[c * rows + r] = dense[r * cols + c];
+            const uint32_t tt = transposed_type(w[i]);
+            const size_t row = ac_row_size(tt, rows);
+            for (int64_t c = 0; c < cols; c++) {
+                if (tt == AC_TYPE_F32)
+                    memcpy(buf + off + (size_t)c * row, trans + c * rows, row);
+                else
+                    ac_type_traits(tt)->from_float_ref(trans + c * rows, buf + off + (size_t)c * row, rows);
+            }
+            *wT[i] = (struct ac_tensor){.data = buf + off, .type = tt, .cols = rows, .rows = cols,
+                                        .bytes = row * (size_t)cols};
+            off += (wT[i]->bytes + 63) & ~(size_t)63;
+        }
+    }
+    free(dense);
+    free(trans);
+    m->sparse_weights = buf;
+    m->sparse_bytes = total;
+    return 0;
+}
+
 /* ================================================================ context */
+
+/* Calibration accumulators (ac_calibrate only). */
+#define CALIB_BINS 4096
+#define CALIB_LOG_MIN (-20.0f) /* log2 of the smallest magnitude binned */
+#define CALIB_LOG_MAX 12.0f
+struct calib {
+    double *cos_sum;   /* (n_layers) */
+    long n_tokens;
+    uint32_t *hist;    /* (n_layers, AC_SITE_COUNT, CALIB_BINS) of log2 |x| */
+    uint64_t *counts;  /* (n_layers, AC_SITE_COUNT) */
+    float *x_in;       /* (B, dim) residual stream entering the layer */
+};
 
 struct ac_context {
     const struct ac_model *m;
@@ -210,16 +294,32 @@ struct ac_context {
     uint8_t *xq;   /* quantized activations, (B, row bytes of the widest input) */
     size_t xq_row_cap;
     uint16_t *q16;      /* (B, q_dim) q as F16 for the score dots */
-    float *scratch;     /* per thread: n_ctx scores + head_dim values */
+    float *scratch;     /* per thread: n_ctx scores + head_dim values, or a sparse output slice */
     size_t scratch_per_thread;
     uint16_t *k_cache;  /* (layer, n_ctx, kv_dim) F16 */
     uint16_t *v_cache;
     float *rope_cos, *rope_sin; /* (B, rope_dim/2) for the current batch */
+    /* run configuration */
+    bool *skip_layer;       /* (n_layers) */
+    float *threshold;       /* (n_layers, AC_SITE_COUNT), or NULL: dense */
+    int32_t *nz_idx;        /* (B, widest input) indices of kept inputs */
+    int *nz_count;          /* (B) */
+    int widest;
+    double weight_bytes;
+    long tokens_processed;
+    struct calib *calib;
 };
 
 int ac_context_n_ctx(const struct ac_context *c) { return c->n_ctx; }
 int ac_context_n_past(const struct ac_context *c) { return c->n_past; }
-void ac_context_reset(struct ac_context *c) { c->n_past = 0; }
+double ac_context_weight_bytes(const struct ac_context *c) { return c->weight_bytes; }
+long ac_context_tokens_processed(const struct ac_context *c) { return c->tokens_processed; }
+
+void ac_context_reset(struct ac_context *c) {
+    c->n_past = 0;
+    c->weight_bytes = 0.0;
+    c->tokens_processed = 0;
+}
 
 void ac_context_free(struct ac_context *c) {
     if (!c) return;
@@ -230,6 +330,10 @@ void ac_context_free(struct ac_context *c) {
     ac_free_aligned(c->q16);
     ac_free_aligned(c->k_cache);
     ac_free_aligned(c->v_cache);
+    free(c->skip_layer);
+    free(c->threshold);
+    free(c->nz_idx);
+    free(c->nz_count);
     free(c);
 }
 
@@ -238,6 +342,7 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     const struct ac_model_config *cfg = &m->cfg;
     struct ac_context *c = calloc(1, sizeof *c);
     if (!c) return ac_errf(err, "out of memory");
+    ac_vec_init();
     c->m = m;
     c->n_ctx = params && params->n_ctx > 0 ? params->n_ctx : (cfg->ctx_train < 4096 ? cfg->ctx_train : 4096);
     c->n_batch = params && params->n_batch > 0 ? params->n_batch : 512;
@@ -257,8 +362,12 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     const size_t ffn = (size_t)cfg->ffn_dim;
     size_t widest = dim > ffn ? dim : ffn;
     if (q_dim > widest) widest = q_dim;
+    c->widest = (int)widest;
     c->xq_row_cap = widest * sizeof(float); /* no activation type is wider than F32 */
+    /* attention needs n_ctx scores + a value row; a sparse matmul slice needs
+     * two output-width rows */
     c->scratch_per_thread = (size_t)c->n_ctx + (size_t)cfg->head_dim + 16;
+    if (c->scratch_per_thread < 2 * widest + 16) c->scratch_per_thread = 2 * widest + 16;
     const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx * kv_dim;
     c->x = ac_alloc_aligned(B * dim * sizeof(float));
     c->xn = ac_alloc_aligned(B * dim * sizeof(float));
@@ -275,12 +384,32 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     c->v_cache = ac_alloc_aligned(kv_elems * sizeof(uint16_t));
     c->rope_cos = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
     c->rope_sin = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
+    c->skip_layer = calloc((size_t)cfg->n_layers, sizeof *c->skip_layer);
+    c->nz_idx = malloc(B * widest * sizeof *c->nz_idx);
+    c->nz_count = malloc(B * sizeof *c->nz_count);
     if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->xq || !c->q16 ||
-        !c->scratch || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin) {
+        !c->scratch || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->skip_layer || !c->nz_idx ||
+        !c->nz_count) {
         ac_context_free(c);
         return ac_errf(err, "out of memory allocating a context of %d positions", c->n_ctx);
     }
     *out = c;
+    return 0;
+}
+
+int ac_context_set_run_config(struct ac_context *c, const struct ac_run_config *rc, char *err) {
+    const int L = c->m->cfg.n_layers;
+    if (rc && rc->sparse_threshold && !c->m->layers[0].wqT.data)
+        return ac_errf(err, "activation sparsity needs the sparse weights (ac_model_prepare_sparse)");
+    for (int l = 0; l < L; l++) c->skip_layer[l] = rc && rc->skip_layer ? rc->skip_layer[l] : false;
+    free(c->threshold);
+    c->threshold = NULL;
+    if (rc && rc->sparse_threshold) {
+        c->threshold = malloc(sizeof(float) * (size_t)L * AC_SITE_COUNT);
+        if (!c->threshold) return ac_errf(err, "out of memory");
+        memcpy(c->threshold, rc->sparse_threshold, sizeof(float) * (size_t)L * AC_SITE_COUNT);
+    }
+    ac_context_reset(c);
     return 0;
 }
 
@@ -441,13 +570,107 @@ static void attn_worker(void *arg, int ith, int nth) {
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int p = 0; p < n_pos; p++) {
             f16->to_float(vc + (size_t)p * kv_dim + (size_t)kvh * hd, vrow, hd);
-            const float a = ac_fp16_to_fp32(ac_fp32_to_fp16(scores[p] * inv));
-            for (int d = 0; d < hd; d++) o[d] += a * vrow[d];
+            /* llama.cpp multiplies V by F16 probabilities */
+            ac_vec_mad(hd, o, vrow, ac_fp16_to_fp32(ac_fp32_to_fp16(scores[p] * inv)));
         }
     }
 }
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* ---------------------------------------------------------------- sparsity */
+
+/* Zeroes the entries of x (n rows of width) below the site's threshold and
+ * lists the kept indices per row; under calibration, bins the magnitudes. */
+static void prepare_site(struct ac_context *c, int layer, enum ac_sparse_site site, float *x, int n, int width) {
+    if (c->calib) {
+        uint32_t *h = c->calib->hist + ((size_t)layer * AC_SITE_COUNT + site) * CALIB_BINS;
+        for (size_t i = 0; i < (size_t)n * width; i++) {
+            const float a = fabsf(x[i]);
+            int b = 0;
+            if (a > 0.0f) {
+                const float pos = (log2f(a) - CALIB_LOG_MIN) / (CALIB_LOG_MAX - CALIB_LOG_MIN) * CALIB_BINS;
+                b = pos < 0.0f ? 0 : pos >= CALIB_BINS ? CALIB_BINS - 1 : (int)pos;
+            }
+            h[b]++;
+        }
+        c->calib->counts[(size_t)layer * AC_SITE_COUNT + site] += (uint64_t)n * width;
+    }
+    if (!c->threshold) return;
+    const float thr = c->threshold[(size_t)layer * AC_SITE_COUNT + site];
+    for (int t = 0; t < n; t++) {
+        float *xr = x + (size_t)t * width;
+        int32_t *idx = c->nz_idx + (size_t)t * c->widest;
+        int k = 0;
+        for (int i = 0; i < width; i++) {
+            if (fabsf(xr[i]) < thr)
+                xr[i] = 0.0f;
+            else
+                idx[k++] = i;
+        }
+        c->nz_count[t] = k;
+    }
+}
+
+struct sparse_job {
+    struct ac_context *c;
+    const struct ac_tensor *wT; /* (inputs, outputs) */
+    const float *x;             /* (n_tokens, inputs) */
+    int n_tokens;
+    float *out;                 /* (n_tokens, outputs) */
+    const float *bias;
+    bool accumulate;
+};
+
+/* Each thread owns a block-aligned slice of the outputs and, per token,
+ * adds x[j] * row j of Wᵀ over the kept inputs j only: the weight rows of
+ * zeroed inputs are never read. */
+static void sparse_worker(void *arg, int ith, int nth) {
+    const struct sparse_job *j = arg;
+    const struct ac_tensor *wT = j->wT;
+    const struct ac_type_traits *tr = ac_type_traits(wT->type);
+    const int64_t n_out = wT->cols, blocks = n_out / tr->blck_size;
+    const int64_t per = (blocks + nth - 1) / nth;
+    const int64_t b0 = per * ith, b1 = b0 + per < blocks ? b0 + per : blocks;
+    if (b0 >= b1) return;
+    const int o0 = (int)(b0 * tr->blck_size), len = (int)((b1 - b0) * tr->blck_size);
+    const size_t row_bytes = ac_row_size(wT->type, n_out), slice_off = (size_t)b0 * tr->type_size;
+    float *acc = j->c->scratch + (size_t)ith * j->c->scratch_per_thread;
+    float *deq = acc + j->c->widest;
+    for (int t = 0; t < j->n_tokens; t++) {
+        const float *xr = j->x + (size_t)t * wT->rows;
+        const int32_t *idx = j->c->nz_idx + (size_t)t * j->c->widest;
+        memset(acc, 0, (size_t)len * sizeof(float));
+        for (int k = 0; k < j->c->nz_count[t]; k++) {
+            const int in = idx[k];
+            tr->to_float((const uint8_t *)wT->data + (size_t)in * row_bytes + slice_off, deq, len);
+            ac_vec_mad(len, acc, deq, xr[in]);
+        }
+        float *o = j->out + (size_t)t * n_out + o0;
+        for (int i = 0; i < len; i++) {
+            const float v = acc[i] + (j->bias ? j->bias[o0 + i] : 0.0f);
+            o[i] = j->accumulate ? o[i] + v : v;
+        }
+    }
+}
+
+/* out (+)= x · Wᵀ for one matmul site: sparse rows when thresholds are set,
+ * the dense quantized matmul otherwise. Counts the weight bytes read. */
+static void site_matmul(struct ac_context *c, float *out, const float *x, const struct ac_tensor *w,
+                        const struct ac_tensor *wT, int n, const struct ac_tensor *bias, bool accumulate) {
+    if (c->threshold) {
+        struct sparse_job j = {.c = c, .wT = wT, .x = x, .n_tokens = n, .out = out,
+                               .bias = bias && bias->data ? bias->data : NULL, .accumulate = accumulate};
+        ac_pool_run(c->pool, sparse_worker, &j);
+        const size_t row_bytes = ac_row_size(wT->type, wT->cols);
+        for (int t = 0; t < n; t++) c->weight_bytes += (double)c->nz_count[t] * (double)row_bytes;
+        return;
+    }
+    matmul(c, out, x, w, n, bias, accumulate);
+    c->weight_bytes += (double)w->bytes * n;
+}
+
+/* ---------------------------------------------------------------- forward */
 
 /* Runs tokens[0..n) (n <= n_batch) at positions n_past.. through the model;
  * leaves the final hidden states, normalised, in c->xn. */
@@ -462,14 +685,18 @@ static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
 
     for (int t = 0; t < n; t++)
         emb->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * emb_row, c->x + (size_t)t * dim, dim);
+    c->weight_bytes += (double)emb_row * n;
     rope_tables(c, c->n_past, n);
 
     for (int l = 0; l < cfg->n_layers; l++) {
+        if (c->skip_layer[l]) continue;
         const struct ac_layer *L = &m->layers[l];
+        if (c->calib) memcpy(c->calib->x_in, c->x, sizeof(float) * (size_t)n * dim);
         rmsnorm(c->xn, c->x, L->attn_norm.data, n, dim, cfg->norm_eps);
-        matmul(c, c->q, c->xn, &L->wq, n, &L->bq, false);
-        matmul(c, c->k, c->xn, &L->wk, n, &L->bk, false);
-        matmul(c, c->v, c->xn, &L->wv, n, &L->bv, false);
+        prepare_site(c, l, AC_SITE_ATTN_IN, c->xn, n, dim);
+        site_matmul(c, c->q, c->xn, &L->wq, &L->wqT, n, &L->bq, false);
+        site_matmul(c, c->k, c->xn, &L->wk, &L->wkT, n, &L->bk, false);
+        site_matmul(c, c->v, c->xn, &L->wv, &L->wvT, n, &L->bv, false);
         rope_apply(c, c->q, n, cfg->n_heads);
         rope_apply(c, c->k, n, cfg->n_kv_heads);
         uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + c->n_past) * kv_dim;
@@ -479,16 +706,33 @@ static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
         f16->from_float(c->q, c->q16, (int64_t)n * q_dim);
         struct attn_job aj = {.c = c, .layer = l, .pos0 = c->n_past, .n_tokens = n};
         ac_pool_run(c->pool, attn_worker, &aj);
-        matmul(c, c->x, c->att, &L->wo, n, NULL, true);
+        prepare_site(c, l, AC_SITE_ATTN_OUT, c->att, n, q_dim);
+        site_matmul(c, c->x, c->att, &L->wo, &L->woT, n, NULL, true);
 
         rmsnorm(c->xn, c->x, L->ffn_norm.data, n, dim, cfg->norm_eps);
-        matmul(c, c->gate, c->xn, &L->w_gate, n, NULL, false);
-        matmul(c, c->up, c->xn, &L->w_up, n, NULL, false);
+        prepare_site(c, l, AC_SITE_FFN_IN, c->xn, n, dim);
+        site_matmul(c, c->gate, c->xn, &L->w_gate, &L->w_gateT, n, NULL, false);
+        site_matmul(c, c->up, c->xn, &L->w_up, &L->w_upT, n, NULL, false);
         for (size_t i = 0; i < (size_t)n * ffn; i++) c->gate[i] = silu(c->gate[i]) * c->up[i];
-        matmul(c, c->x, c->gate, &L->w_down, n, NULL, true);
+        prepare_site(c, l, AC_SITE_FFN_DOWN, c->gate, n, ffn);
+        site_matmul(c, c->x, c->gate, &L->w_down, &L->w_downT, n, NULL, true);
+        if (c->calib) {
+            for (int t = 0; t < n; t++) {
+                const float *a = c->calib->x_in + (size_t)t * dim, *b = c->x + (size_t)t * dim;
+                double ab = 0.0, aa = 0.0, bb = 0.0;
+                for (int i = 0; i < dim; i++) {
+                    ab += (double)a[i] * b[i];
+                    aa += (double)a[i] * a[i];
+                    bb += (double)b[i] * b[i];
+                }
+                c->calib->cos_sum[l] += aa > 0.0 && bb > 0.0 ? ab / sqrt(aa * bb) : 1.0;
+            }
+        }
     }
     rmsnorm(c->xn, c->x, m->output_norm.data, n, dim, cfg->norm_eps);
     c->n_past += n;
+    c->tokens_processed += n;
+    if (c->calib) c->calib->n_tokens += n;
 }
 
 int ac_decode(struct ac_context *c, const int32_t *tokens, int n_tokens, enum ac_logits_mode mode, float *logits,
@@ -506,11 +750,76 @@ int ac_decode(struct ac_context *c, const int32_t *tokens, int n_tokens, enum ac
     for (int done = 0; done < n_tokens;) {
         const int n = n_tokens - done < c->n_batch ? n_tokens - done : c->n_batch;
         forward_batch(c, tokens + done, n);
-        if (mode == AC_LOGITS_ALL)
+        if (mode == AC_LOGITS_ALL) {
             matmul(c, logits + (size_t)done * n_vocab, c->xn, &m->output, n, NULL, false);
-        else if (mode == AC_LOGITS_LAST && done + n == n_tokens)
+            c->weight_bytes += (double)m->output.bytes * n;
+        } else if (mode == AC_LOGITS_LAST && done + n == n_tokens) {
             matmul(c, logits, c->xn + (size_t)(n - 1) * dim, &m->output, 1, NULL, false);
+            c->weight_bytes += (double)m->output.bytes;
+        }
         done += n;
     }
     return 0;
+}
+
+/* ================================================================ calibration */
+
+/* Magnitude below which a fraction q of the binned values fall (the upper
+ * edge of the bin where the cumulative count crosses q). */
+static float hist_quantile(const uint32_t *h, uint64_t total, float q) {
+    if (q <= 0.0f || total == 0) return 0.0f;
+    const double target = (double)q * (double)total;
+    double cum = 0.0;
+    for (int b = 0; b < CALIB_BINS; b++) {
+        cum += h[b];
+        if (cum >= target)
+            return exp2f(CALIB_LOG_MIN + (float)(b + 1) * (CALIB_LOG_MAX - CALIB_LOG_MIN) / CALIB_BINS);
+    }
+    return exp2f(CALIB_LOG_MAX);
+}
+
+int ac_calibrate(const struct ac_model *m, const int32_t *tokens, int n_tokens, int n_ctx, int n_threads,
+                 const float *sparsity, int n_levels, float *block_influence, float *thresholds, char *err) {
+    const int L = m->cfg.n_layers;
+    if (n_tokens <= 0) return ac_errf(err, "calibration needs at least one token");
+    for (int k = 0; k < n_levels; k++)
+        if (!(sparsity[k] >= 0.0f && sparsity[k] < 1.0f)) return ac_errf(err, "sparsity levels must be in [0, 1)");
+    struct ac_context *c;
+    struct ac_context_params cp = {.n_ctx = n_ctx, .n_threads = n_threads};
+    if (ac_context_new(&c, m, &cp, err) != 0) return -1;
+    struct calib cal = {0};
+    cal.cos_sum = calloc((size_t)L, sizeof *cal.cos_sum);
+    cal.hist = calloc((size_t)L * AC_SITE_COUNT * CALIB_BINS, sizeof *cal.hist);
+    cal.counts = calloc((size_t)L * AC_SITE_COUNT, sizeof *cal.counts);
+    cal.x_in = malloc(sizeof(float) * (size_t)c->n_batch * m->cfg.dim);
+    int rc = -1;
+    if (!cal.cos_sum || !cal.hist || !cal.counts || !cal.x_in) {
+        ac_errf(err, "out of memory");
+        goto done;
+    }
+    c->calib = &cal;
+    /* windows of the context length, each starting from an empty cache */
+    for (int done = 0; done < n_tokens;) {
+        const int n = n_tokens - done < c->n_ctx ? n_tokens - done : c->n_ctx;
+        ac_context_reset(c);
+        if (ac_decode(c, tokens + done, n, AC_LOGITS_NONE, NULL, err) != 0) goto done;
+        done += n;
+    }
+    for (int l = 0; l < L; l++) {
+        if (block_influence) block_influence[l] = (float)(1.0 - cal.cos_sum[l] / (double)cal.n_tokens);
+        for (int s = 0; s < AC_SITE_COUNT && thresholds; s++)
+            for (int k = 0; k < n_levels; k++)
+                thresholds[((size_t)l * AC_SITE_COUNT + s) * n_levels + k] =
+                    hist_quantile(cal.hist + ((size_t)l * AC_SITE_COUNT + s) * CALIB_BINS,
+                                  cal.counts[(size_t)l * AC_SITE_COUNT + s], sparsity[k]);
+    }
+    rc = 0;
+done:
+    c->calib = NULL;
+    free(cal.cos_sum);
+    free(cal.hist);
+    free(cal.counts);
+    free(cal.x_in);
+    ac_context_free(c);
+    return rc;
 }

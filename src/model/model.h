@@ -42,6 +42,20 @@ struct ac_layer {
     struct ac_tensor attn_norm, wq, wk, wv, wo;
     struct ac_tensor bq, bk, bv; /* data == NULL when absent */
     struct ac_tensor ffn_norm, w_gate, w_up, w_down;
+    /* Transposed copies (rows = inputs) for sparse decode, built by
+     * ac_model_prepare_sparse; data == NULL until then. */
+    struct ac_tensor wqT, wkT, wvT, woT, w_gateT, w_upT, w_downT;
+};
+
+/* Matmul inputs that activation sparsity thresholds (TEAL): the normalised
+ * input of q/k/v, the attention output (input of Wo), the normalised input
+ * of gate/up, and the SwiGLU product (input of Wdown). */
+enum ac_sparse_site {
+    AC_SITE_ATTN_IN,
+    AC_SITE_ATTN_OUT,
+    AC_SITE_FFN_IN,
+    AC_SITE_FFN_DOWN,
+    AC_SITE_COUNT
 };
 
 struct ac_model {
@@ -50,6 +64,8 @@ struct ac_model {
     struct ac_tensor tok_embd, output_norm, output, rope_freqs;
     struct ac_layer *layers;
     size_t weight_bytes; /* bytes of all weight tensors */
+    void *sparse_weights; /* owns the transposed copies */
+    size_t sparse_bytes;
 };
 
 /* Maps path and checks every tensor the architecture needs: presence,
@@ -60,6 +76,13 @@ void ac_model_free(struct ac_model *m);
 /* Bytes of weights one decoded token reads: every layer matrix, one row of
  * the token embedding, the output head. */
 size_t ac_model_bytes_per_token(const struct ac_model *m);
+
+/* Builds the transposed weight copies that sparse decode reads (each input
+ * feature's weights contiguous, so a zeroed activation skips a whole row).
+ * They are quantized in the matrix's own type from its exact dequantization
+ * (Q8_0 where the output width does not fit the type's blocks). Idempotent;
+ * costs as much memory again as the layer matrices. */
+int ac_model_prepare_sparse(struct ac_model *m, char *err);
 
 struct ac_context;
 
@@ -72,6 +95,25 @@ struct ac_context_params {
 int ac_context_new(struct ac_context **out, const struct ac_model *m,
                    const struct ac_context_params *params, char *err);
 void ac_context_free(struct ac_context *c);
+
+/* How a context runs its model: layers to skip (layer pruning) and per-layer
+ * magnitude thresholds below which matmul inputs are zeroed (activation
+ * sparsity). Both NULL: the plain engine, bit for bit. */
+struct ac_run_config {
+    const bool *skip_layer;        /* n_layers flags, or NULL */
+    const float *sparse_threshold; /* n_layers x AC_SITE_COUNT, or NULL */
+};
+
+/* Copies rc into the context and forgets the cached positions. Sparse
+ * thresholds need ac_model_prepare_sparse first. */
+int ac_context_set_run_config(struct ac_context *c, const struct ac_run_config *rc, char *err);
+
+/* Bytes of weights read since the last reset, counted per token as a
+ * one-token forward pass would read them (embedding row, every matrix of a
+ * layer that runs, only the rows of nonzero inputs under sparsity, the
+ * output head where logits are computed), and the tokens counted. */
+double ac_context_weight_bytes(const struct ac_context *c);
+long ac_context_tokens_processed(const struct ac_context *c);
 
 int ac_context_n_ctx(const struct ac_context *c);
 int ac_context_n_past(const struct ac_context *c);
@@ -90,5 +132,13 @@ enum ac_logits_mode {
  * do not fit in the context or an id is out of range. */
 int ac_decode(struct ac_context *c, const int32_t *tokens, int n_tokens,
               enum ac_logits_mode mode, float *logits, char *err);
+
+/* Calibration over a token stream (run densely, in chunks of the context):
+ * block_influence[l] = 1 - mean over tokens of cos(layer input, layer output)
+ * (ShortGPT), and thresholds[(l * AC_SITE_COUNT + s) * n_levels + k] = the
+ * magnitude below which a fraction sparsity[k] of site s's inputs in layer l
+ * fall (TEAL). Either output may be NULL. */
+int ac_calibrate(const struct ac_model *m, const int32_t *tokens, int n_tokens, int n_ctx, int n_threads,
+                 const float *sparsity, int n_levels, float *block_influence, float *thresholds, char *err);
 
 #endif
