@@ -105,6 +105,7 @@ static void test_traits_table(void **state) {
         {AC_TYPE_Q8_0, "q8_0", 32, 34, AC_TYPE_Q8_0},  {AC_TYPE_Q8_1, "q8_1", 32, 36, AC_TYPE_Q8_1},
         {AC_TYPE_Q2_K, "q2_K", 256, 84, AC_TYPE_Q8_K}, {AC_TYPE_Q4_K, "q4_K", 256, 144, AC_TYPE_Q8_K},
         {AC_TYPE_Q6_K, "q6_K", 256, 210, AC_TYPE_Q8_K}, {AC_TYPE_Q8_K, "q8_K", 256, 292, AC_TYPE_Q8_K},
+        {AC_TYPE_Q2_0, "q2_0", 32, 12, AC_TYPE_Q8_1},
     };
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
         const struct ac_type_traits *t = ac_type_traits(expected[i].id);

@@ -4,7 +4,11 @@
  * Type ids are ggml's (they are what GGUF files store). Every quantized
  * weight type has a vec_dot against activations in its vec_dot_type, as
  * ggml pairs them: Q4_0/Q8_0 -> Q8_0, Q4_1 -> Q8_1, K-quants -> Q8_K,
- * F16 -> F16, F32 -> F32. */
+ * F16 -> F16, F32 -> F32.
+ *
+ * One type is our own: Q2_0 (id 100, outside ggml's id range), a 2-bit
+ * format with 32-element blocks for rows whose length is not a multiple of
+ * 256 (where Q2_K cannot go). llama.cpp cannot load tensors of that type. */
 #ifndef AC_QUANT_H
 #define AC_QUANT_H
 
@@ -23,7 +27,8 @@ enum ac_type {
     AC_TYPE_Q4_K = 12,
     AC_TYPE_Q6_K = 14,
     AC_TYPE_Q8_K = 15,
-    AC_TYPE_COUNT = 40, /* size of the id space the traits table covers */
+    AC_TYPE_Q2_0 = 100, /* ours, not ggml's: llama.cpp cannot load it */
+    AC_TYPE_COUNT = 101, /* size of the id space the traits table covers */
 };
 
 /* x: one row of n elements in the type's layout; y: n floats. */

@@ -393,6 +393,32 @@ static void quantize_row_q8_K_avx2(const float *restrict x, void *restrict vy, i
     }
 }
 
+/* ---- Q2_0 (ours) ---- */
+
+/* The 32 two-bit codes of a Q2_0 block as bytes, in element order: the
+ * 8 code bytes in every 64-bit lane, lane k shifted right by 2k. */
+static inline __m256i crumbs_32(const uint8_t *qs) {
+    long long v;
+    memcpy(&v, qs, 8);
+    const __m256i sh = _mm256_srlv_epi64(_mm256_set1_epi64x(v), _mm256_setr_epi64x(0, 2, 4, 6));
+    return _mm256_and_si256(sh, _mm256_set1_epi8(3));
+}
+
+static void vec_dot_q2_0_q8_1_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q2_0 *restrict x = vx;
+    const block_q8_1 *restrict y = vy;
+    const int nb = n / QK8_1;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int i = 0; i < nb; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8s8(crumbs_32(x[i].qs), qy)), acc);
+    }
+    *s = hsum_ps256(acc) + summs;
+}
+
 void ac_quant_install_avx2(struct ac_type_traits *t) {
     t[AC_TYPE_F32].vec_dot = vec_dot_f32_avx2;
     t[AC_TYPE_F16].vec_dot = vec_dot_f16_avx2;
@@ -406,4 +432,5 @@ void ac_quant_install_avx2(struct ac_type_traits *t) {
     t[AC_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K_avx2;
     t[AC_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K_avx2;
     t[AC_TYPE_Q8_K].from_float = quantize_row_q8_K_avx2;
+    t[AC_TYPE_Q2_0].vec_dot = vec_dot_q2_0_q8_1_avx2;
 }

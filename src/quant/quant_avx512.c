@@ -475,6 +475,44 @@ static void quantize_row_q8_K_avx512(const float *restrict x, void *restrict vy,
     }
 }
 
+/* ---- Q2_0 (ours) ---- */
+
+/* The 32 two-bit codes of a Q2_0 block as bytes, in element order (see
+ * block_q2_0: 64-bit lane k of the broadcast code bytes shifted by 2k). */
+static inline __m256i crumbs_32(const uint8_t *qs) {
+    long long v;
+    memcpy(&v, qs, 8);
+    const __m256i sh = _mm256_srlv_epi64(_mm256_set1_epi64x(v), _mm256_setr_epi64x(0, 2, 4, 6));
+    return _mm256_and_si256(sh, _mm256_set1_epi8(3));
+}
+
+/* Two blocks per iteration into two accumulators; codes are unsigned, so
+ * one vpdpbusd per block and no offset correction. */
+static void vec_dot_q2_0_q8_1_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q2_0 *restrict x = vx;
+    const block_q8_1 *restrict y = vy;
+    const int nb = n / QK8_1;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float summs = 0;
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        summs += h2f(x[i].m) * h2f(y[i].s) + h2f(x[i + 1].m) * h2f(y[i + 1].s);
+        const __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), crumbs_32(x[i].qs),
+                                               _mm256_loadu_si256((const __m256i *)y[i].qs));
+        const __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), crumbs_32(x[i + 1].qs),
+                                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), crumbs_32(x[i].qs),
+                                              _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
+    }
+    *s = hsum_ps256(_mm256_add_ps(acc0, acc1)) + summs;
+}
+
 /* ---- dequantizers ---- */
 
 static void dequantize_row_q4_1_avx512(const void *restrict vx, float *restrict y, int64_t n) {
@@ -518,4 +556,5 @@ void ac_quant_install_avx512(struct ac_type_traits *t) {
     t[AC_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K_avx512;
     t[AC_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K_avx512;
     t[AC_TYPE_Q8_K].from_float = quantize_row_q8_K_avx512;
+    t[AC_TYPE_Q2_0].vec_dot = vec_dot_q2_0_q8_1_avx512;
 }

@@ -96,6 +96,19 @@ typedef struct AC_PACKED {
 } block_q8_K;
 static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
+/* 3 bits per weight (2-bit codes + fp16 scale and offset per 32; ours, no
+ * ggml equivalent): x = d * q + m, q in [0, 3]. Element 8k + l sits in bits
+ * 2k..2k+1 of qs[l], so one 64-bit load shifted by 0, 2, 4, 6 gives the
+ * codes of elements 0-7, 8-15, 16-23, 24-31. Pairs with Q8_1 activations
+ * (m times the block's activation sum is Q8_1's s), as Q4_1 does. */
+#define QK2_0 32
+typedef struct AC_PACKED {
+    ac_half d;
+    ac_half m;
+    uint8_t qs[QK2_0 / 4];
+} block_q2_0;
+static_assert(sizeof(block_q2_0) == 12, "block_q2_0 size");
+
 /* ---- scalar kernels (quant.c) ---- */
 void ac_quantize_row_q8_0_ref(const float *restrict x, void *restrict y, int64_t n);
 void ac_quantize_row_q8_1_ref(const float *restrict x, void *restrict y, int64_t n);
