@@ -17,6 +17,7 @@
 
 #include "common/common.h"
 #include "gguf/gguf.h"
+#include "model/sparse.h"
 #include "model/threadpool.h"
 #include "model/vec.h"
 #include "quant/quant.h"
@@ -616,42 +617,27 @@ struct sparse_job {
     struct ac_context *c;
     const struct ac_tensor *wT; /* (inputs, outputs) */
     const float *x;             /* (n_tokens, inputs) */
-    int n_tokens;
-    float *out;                 /* (n_tokens, outputs) */
-    const float *bias;
-    bool accumulate;
+    int n_tokens, token;
 };
 
-/* Each thread owns a block-aligned slice of the outputs and, per token,
- * adds x[j] * row j of Wᵀ over the kept inputs j only: the weight rows of
- * zeroed inputs are never read. */
+/* Each thread takes a share of the kept inputs and accumulates whole
+ * output rows (weight rows are read contiguously, never by two threads);
+ * the partial sums are added up after the pool returns. */
 static void sparse_worker(void *arg, int ith, int nth) {
     const struct sparse_job *j = arg;
     const struct ac_tensor *wT = j->wT;
-    const struct ac_type_traits *tr = ac_type_traits(wT->type);
-    const int64_t n_out = wT->cols, blocks = n_out / tr->blck_size;
-    const int64_t per = (blocks + nth - 1) / nth;
-    const int64_t b0 = per * ith, b1 = b0 + per < blocks ? b0 + per : blocks;
-    if (b0 >= b1) return;
-    const int o0 = (int)(b0 * tr->blck_size), len = (int)((b1 - b0) * tr->blck_size);
-    const size_t row_bytes = ac_row_size(wT->type, n_out), slice_off = (size_t)b0 * tr->type_size;
+    const int n_out = (int)wT->cols;
+    const size_t row_bytes = ac_row_size(wT->type, n_out);
+    const ac_sparse_gemv_fn gemv = ac_sparse_gemv(wT->type);
     float *acc = j->c->scratch + (size_t)ith * j->c->scratch_per_thread;
     float *deq = acc + j->c->widest;
-    for (int t = 0; t < j->n_tokens; t++) {
-        const float *xr = j->x + (size_t)t * wT->rows;
-        const int32_t *idx = j->c->nz_idx + (size_t)t * j->c->widest;
-        memset(acc, 0, (size_t)len * sizeof(float));
-        for (int k = 0; k < j->c->nz_count[t]; k++) {
-            const int in = idx[k];
-            tr->to_float((const uint8_t *)wT->data + (size_t)in * row_bytes + slice_off, deq, len);
-            ac_vec_mad(len, acc, deq, xr[in]);
-        }
-        float *o = j->out + (size_t)t * n_out + o0;
-        for (int i = 0; i < len; i++) {
-            const float v = acc[i] + (j->bias ? j->bias[o0 + i] : 0.0f);
-            o[i] = j->accumulate ? o[i] + v : v;
-        }
-    }
+    const int t = j->token;
+    const int n_nz = j->c->nz_count[t], per = (n_nz + nth - 1) / nth;
+    const int k0 = per * ith, k1 = k0 + per < n_nz ? k0 + per : n_nz;
+    memset(acc, 0, (size_t)n_out * sizeof(float));
+    if (k0 < k1)
+        gemv(wT->type, wT->data, row_bytes, 0, j->c->nz_idx + (size_t)t * j->c->widest + k0, k1 - k0,
+             j->x + (size_t)t * wT->rows, acc, n_out, deq);
 }
 
 /* out (+)= x · Wᵀ for one matmul site: sparse rows when thresholds are set,
@@ -659,11 +645,19 @@ static void sparse_worker(void *arg, int ith, int nth) {
 static void site_matmul(struct ac_context *c, float *out, const float *x, const struct ac_tensor *w,
                         const struct ac_tensor *wT, int n, const struct ac_tensor *bias, bool accumulate) {
     if (c->threshold) {
-        struct sparse_job j = {.c = c, .wT = wT, .x = x, .n_tokens = n, .out = out,
-                               .bias = bias && bias->data ? bias->data : NULL, .accumulate = accumulate};
-        ac_pool_run(c->pool, sparse_worker, &j);
-        const size_t row_bytes = ac_row_size(wT->type, wT->cols);
-        for (int t = 0; t < n; t++) c->weight_bytes += (double)c->nz_count[t] * (double)row_bytes;
+        const int n_out = (int)wT->cols, nth = ac_pool_size(c->pool);
+        const float *b = bias && bias->data ? bias->data : NULL;
+        for (int t = 0; t < n; t++) {
+            struct sparse_job j = {.c = c, .wT = wT, .x = x, .n_tokens = n, .token = t};
+            ac_pool_run(c->pool, sparse_worker, &j);
+            float *o = out + (size_t)t * n_out;
+            for (int i = 0; i < n_out; i++) {
+                float v = b ? b[i] : 0.0f;
+                for (int th = 0; th < nth; th++) v += c->scratch[(size_t)th * c->scratch_per_thread + i];
+                o[i] = accumulate ? o[i] + v : v;
+            }
+            c->weight_bytes += (double)c->nz_count[t] * (double)ac_row_size(wT->type, n_out);
+        }
         return;
     }
     matmul(c, out, x, w, n, bias, accumulate);
