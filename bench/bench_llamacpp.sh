@@ -92,4 +92,8 @@ fi
 [ "${1:-}" = "--build-only" ] && { log "build only: done"; exit 0; }
 
 # ---- 4. measure --------------------------------------------------------------------------
+python3 -c "import gguf, numpy" 2>/dev/null || {
+    log "installing the gguf Python package (reads tensor sizes)"
+    python3 -m pip install --quiet gguf numpy
+}
 exec python3 bench/bench_llamacpp.py --model "$MODEL" --out "$OUT" --llama-bin "$LBIN" "$@"
