@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <math.h>
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -140,6 +141,42 @@ static void test_greedy_matches_reference(void **state) {
     free(json);
 }
 
+/* calibrate + kld on a one-variant directory made of the tiny F32 model */
+static void test_calibrate_kld(void **state) {
+    (void)state;
+    assert_int_equal(system("rm -rf /tmp/ac_vdir && mkdir -p /tmp/ac_vdir && "
+                            "cp tests/fixtures/tiny_llama.gguf /tmp/ac_vdir/f16.gguf && "
+                            "printf '%s' '{\"base\": \"tiny\", \"variants\": [{\"name\": \"f16\", "
+                            "\"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, "
+                            "\"relative_cost\": 1}]}' > /tmp/ac_vdir/manifest.json && "
+                            "cp README.md /tmp/ac_text.txt"),
+                     0);
+    struct result r = run("calibrate -V /tmp/ac_vdir --text /tmp/ac_text.txt --tokens 200 --window 64");
+    if (r.status != 0) fail_msg("calibrate: %s", r.err);
+    free_result(&r);
+    char *man = slurp("/tmp/ac_vdir/manifest.json");
+    assert_non_null(strstr(man, "\"prune_order\""));
+    free(man);
+    r = run("kld -V /tmp/ac_vdir --text /tmp/ac_text.txt --tokens 128 --window 64 --json");
+    if (r.status != 0) fail_msg("kld: %s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    const cJSON *configs = cJSON_GetObjectItem(j, "configs");
+    assert_int_equal(cJSON_GetArraySize(configs), 5);
+    const cJSON *plain = cJSON_GetArrayItem(configs, 0);
+    assert_true(cJSON_GetObjectItem(plain, "same_top1")->valuedouble == 1.0);
+    assert_true(fabs(cJSON_GetObjectItem(plain, "kld")->valuedouble) < 1e-3);
+    /* pruning 0.2 (one of two layers... ceil(0.2 * 2) = 1) reads fewer bytes */
+    const double b0 = cJSON_GetObjectItem(plain, "bytes_per_token")->valuedouble;
+    const double b2 = cJSON_GetObjectItem(cJSON_GetArrayItem(configs, 2), "bytes_per_token")->valuedouble;
+    assert_true(b2 < b0);
+    cJSON_Delete(j);
+    free_result(&r);
+    expect_fail("kld -V /nonexistent --text README.md", "manifest.json");
+    expect_fail("calibrate -V /tmp/ac_vdir", "give -V");
+    assert_int_equal(system("rm -rf /tmp/ac_vdir /tmp/ac_text.txt"), 0);
+}
+
 int main(void) {
     const char *build = getenv("AC_BUILD");
     snprintf(cli, sizeof cli, "%s/agentcompress", build ? build : "build");
@@ -147,6 +184,7 @@ int main(void) {
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_greedy_matches_reference),
+        cmocka_unit_test(test_calibrate_kld),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
