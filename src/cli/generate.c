@@ -1,4 +1,5 @@
 /* generate.c - `agentcompress generate`: load a GGUF, stream a completion. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,8 @@
 
 #include "cli/cli.h"
 #include "common/common.h"
+#include "compress/calibration.h"
+#include "compress/compress.h"
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
@@ -30,6 +33,10 @@ static void help(void) {
            "      --chat           wrap the prompt in the model's ChatML template\n"
            "      --system TEXT    system message for --chat (default: the model's)\n"
            "      --ignore-eos     keep generating past end-of-generation tokens\n"
+           "      --prune R        skip the ceil(R x layers) lowest-influence layers\n"
+           "      --sparsity S     zero matmul inputs below the calibrated threshold for S\n"
+           "                       (both need 'agentcompress calibrate' on the variants directory\n"
+           "                       that holds MODEL: its manifest.json is read)\n"
            "  -h, --help           show this help\n");
 }
 
@@ -47,10 +54,53 @@ static bool print_token(void *user, int32_t id) {
     return false;
 }
 
+/* Applies a (pruning ratio, sparsity) pair from the calibration stored in
+ * the manifest.json beside the model file. Prints the error itself. */
+static int apply_compression(struct ac_model *model, struct ac_context *ctx, const char *model_path, double prune,
+                             double sparsity) {
+    char dir[4096], err[AC_ERR_LEN];
+    snprintf(dir, sizeof dir, "%s", model_path);
+    char *slash = strrchr(dir, '/');
+    const char *file = slash ? slash + 1 : model_path;
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    struct ac_manifest *man = NULL;
+    if (ac_manifest_load(&man, dir, err) != 0)
+        return cli_fail(CMD, "--prune/--sparsity need a calibrated variants directory: %s", err);
+    const cJSON *cal_json = NULL, *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(man->json, "variants")) {
+        const cJSON *f = cJSON_GetObjectItem(v, "file");
+        if (cJSON_IsString(f) && !strcmp(f->valuestring, file)) cal_json = cJSON_GetObjectItem(v, "calibration");
+    }
+    struct ac_calibration cal = {0};
+    bool *skip = calloc((size_t)model->cfg.n_layers, sizeof(bool));
+    float *thr = calloc((size_t)model->cfg.n_layers * AC_SITE_COUNT, sizeof(float));
+    struct ac_run_config rc;
+    int status = -1;
+    if (!cal_json)
+        cli_fail(CMD, "%s is not calibrated (run: agentcompress calibrate -V %s --text FILE)", file, dir);
+    else if (!skip || !thr)
+        cli_fail(CMD, "out of memory");
+    else if (ac_calibration_from_json(cal_json, model->cfg.n_layers, &cal, err) != 0 ||
+             ac_calibration_run_config(&cal, (float)prune, (float)sparsity, skip, thr, &rc, err) != 0 ||
+             (rc.sparse_threshold && ac_model_prepare_sparse(model, err) != 0) ||
+             ac_context_set_run_config(ctx, &rc, err) != 0)
+        cli_fail(CMD, "%s", err);
+    else
+        status = 0;
+    ac_calibration_free(&cal);
+    free(skip);
+    free(thr);
+    ac_manifest_free(man);
+    return status;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model_path = DEFAULT_MODEL, *prompt = NULL, *prompt_file = NULL, *system = NULL;
     long n_predict = 128, top_k = 40, threads = 0, n_ctx = 0, seed = -1;
-    double temp = 0.8, top_p = 0.95;
+    double temp = 0.8, top_p = 0.95, prune = 0.0, sparsity = 0.0;
     bool chat = false, ignore_eos = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -69,6 +119,8 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--chat")) chat = true;
         else if (!strcmp(a, "--system")) { VALUE(); system = v; }
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
+        else if (!strcmp(a, "--prune")) { VALUE(); if (cli_float(CMD, a, v, 0, 0.95, &prune)) return 1; }
+        else if (!strcmp(a, "--sparsity")) { VALUE(); if (cli_float(CMD, a, v, 0, 0.95, &sparsity)) return 1; }
         else return cli_fail(CMD, "unknown option '%s' (see --help)", a);
 #undef VALUE
     }
@@ -120,6 +172,7 @@ int cmd_generate(int argc, char **argv) {
         cli_fail(CMD, "%s", err);
         goto done;
     }
+    if ((prune > 0.0 || sparsity > 0.0) && apply_compression(model, ctx, model_path, prune, sparsity) != 0) goto done;
     struct ac_gen_params gp = {
         .n_predict = (int)n_predict,
         .ignore_eos = ignore_eos,
