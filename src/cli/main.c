@@ -13,7 +13,7 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "agentcompress: %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(stderr, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above (analyzer false positive)
     fputc('\n', stderr);
     va_end(ap);
     return 1;

@@ -13,7 +13,7 @@ int ac_errf(char *err, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, AC_ERR_LEN, fmt, ap);
+        vsnprintf(err, AC_ERR_LEN, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): false positive
         va_end(ap);
     }
     return -1;
@@ -24,7 +24,7 @@ int ac_err_prefix(char *err, const char *fmt, ...) {
     char prefix[AC_ERR_LEN], old[AC_ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    vsnprintf(prefix, sizeof prefix, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): false positive
     va_end(ap);
     memcpy(old, err, AC_ERR_LEN);
     old[AC_ERR_LEN - 1] = '\0';

@@ -15,8 +15,9 @@
 static int32_t log_softmax(float *x, int n) {
     const int32_t best = ac_argmax(x, n);
     const float mx = x[best];
-    double z = 0.0;
-    for (int i = 0; i < n; i++) z += exp((double)x[i] - mx);
+    double z = 1.0; /* the maximum's own term */
+    for (int i = 0; i < n; i++)
+        if (i != best) z += exp((double)x[i] - mx);
     const float lz = mx + (float)log(z);
     for (int i = 0; i < n; i++) x[i] -= lz;
     return best;

@@ -346,7 +346,7 @@ int gguf_get_i64(const struct gguf_file *f, const char *key, int64_t *out, char 
 }
 
 int gguf_get_u32(const struct gguf_file *f, const char *key, uint32_t *out, char *err) {
-    int64_t v;
+    int64_t v = 0;
     if (gguf_get_i64(f, key, &v, err) != 0) return -1;
     if (v < 0 || v > (int64_t)UINT32_MAX) return ac_errf(err, "metadata '%s' is out of range (%lld)", key, (long long)v);
     *out = (uint32_t)v;

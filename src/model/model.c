@@ -226,7 +226,7 @@ int ac_model_prepare_sparse(struct ac_model *m, char *err) {
         }
     }
     uint8_t *buf = ac_alloc_aligned(total);
-    float *dense = malloc(max_elems * sizeof(float)), *trans = malloc(max_elems * sizeof(float));
+    float *dense = malloc((max_elems + 1) * sizeof(float)), *trans = malloc((max_elems + 1) * sizeof(float));
     if (!buf || !dense || !trans) {
         ac_free_aligned(buf);
         free(dense);
@@ -778,9 +778,9 @@ int ac_calibrate(const struct ac_model *m, const int32_t *tokens, int n_tokens, 
     if (n_tokens <= 0) return ac_errf(err, "calibration needs at least one token");
     for (int k = 0; k < n_levels; k++)
         if (!(sparsity[k] >= 0.0f && sparsity[k] < 1.0f)) return ac_errf(err, "sparsity levels must be in [0, 1)");
-    struct ac_context *c;
+    struct ac_context *c = NULL;
     struct ac_context_params cp = {.n_ctx = n_ctx, .n_threads = n_threads};
-    if (ac_context_new(&c, m, &cp, err) != 0) return -1;
+    if (ac_context_new(&c, m, &cp, err) != 0 || !c) return -1;
     struct calib cal = {0};
     cal.cos_sum = calloc((size_t)L, sizeof *cal.cos_sum);
     cal.hist = calloc((size_t)L * AC_SITE_COUNT * CALIB_BINS, sizeof *cal.hist);
