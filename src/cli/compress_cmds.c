@@ -209,8 +209,6 @@ int cmd_kld(int argc, char **argv) {
         cli_fail(KLD, "%s", err);
         goto done;
     }
-    ac_model_free(f16);
-    f16 = NULL;
     if (!json) printf("%-8s %6s %8s %9s %9s %10s %10s\n", "variant", "prune", "sparsity", "ppl", "kld", "same_top1",
                       "MB/token");
     for (int i = 0; i < s.man->n_variants; i++) {
@@ -232,7 +230,8 @@ int cmd_kld(int argc, char **argv) {
             int bad = !skip || !thr;
             if (!bad && calibrated)
                 bad = ac_calibration_run_config(&cal, pairs[k][0], pairs[k][1], skip, thr, &runc, err) != 0;
-            if (!bad && runc.sparse_threshold) bad = ac_model_prepare_sparse(m, err) != 0;
+            /* transposed copies quantized once from the exact f16 values */
+            if (!bad && runc.sparse_threshold) bad = ac_model_prepare_sparse_from(m, f16, err) != 0;
             fprintf(stderr, "kld: %s prune %.2f sparsity %.2f\n", v->name, (double)pairs[k][0], (double)pairs[k][1]);
             if (!bad) bad = ac_kld_measure(m, &runc, &ref, (int)threads, &r, err) != 0;
             free(skip);

@@ -54,6 +54,20 @@ static bool print_token(void *user, int32_t id) {
     return false;
 }
 
+/* Transposed weights for sparse decode, quantized from the directory's f16
+ * variant when there is one (exact values), else from the model itself. */
+static int prepare_sparse(struct ac_model *model, const char *dir, const struct ac_manifest *man, char *err) {
+    const struct ac_manifest_variant *f16 = ac_manifest_find(man, "f16");
+    if (!f16) return ac_model_prepare_sparse(model, err);
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, f16->file) >= (int)sizeof path) return ac_errf(err, "path too long");
+    struct ac_model *source = NULL;
+    if (ac_model_load(&source, path, err) != 0) return -1;
+    const int rc = ac_model_prepare_sparse_from(model, source, err);
+    ac_model_free(source);
+    return rc;
+}
+
 /* Applies a (pruning ratio, sparsity) pair from the calibration stored in
  * the manifest.json beside the model file. Prints the error itself. */
 static int apply_compression(struct ac_model *model, struct ac_context *ctx, const char *model_path, double prune,
@@ -85,7 +99,7 @@ static int apply_compression(struct ac_model *model, struct ac_context *ctx, con
         cli_fail(CMD, "out of memory");
     else if (ac_calibration_from_json(cal_json, model->cfg.n_layers, &cal, err) != 0 ||
              ac_calibration_run_config(&cal, (float)prune, (float)sparsity, skip, thr, &rc, err) != 0 ||
-             (rc.sparse_threshold && ac_model_prepare_sparse(model, err) != 0) ||
+             (rc.sparse_threshold && prepare_sparse(model, dir, man, err) != 0) ||
              ac_context_set_run_config(ctx, &rc, err) != 0)
         cli_fail(CMD, "%s", err);
     else

@@ -214,8 +214,14 @@ static uint32_t transposed_type(const struct ac_tensor *w) {
     return ac_row_size(AC_TYPE_Q8_0, w->rows) > 0 ? AC_TYPE_Q8_0 : AC_TYPE_F32;
 }
 
-int ac_model_prepare_sparse(struct ac_model *m, char *err) {
+int ac_model_prepare_sparse(struct ac_model *m, char *err) { return ac_model_prepare_sparse_from(m, m, err); }
+
+int ac_model_prepare_sparse_from(struct ac_model *m, const struct ac_model *source, char *err) {
     if (m->sparse_weights) return 0;
+    if (source->cfg.n_layers != m->cfg.n_layers || source->cfg.dim != m->cfg.dim ||
+        source->cfg.ffn_dim != m->cfg.ffn_dim || source->cfg.n_kv_heads != m->cfg.n_kv_heads ||
+        source->cfg.n_heads != m->cfg.n_heads || source->cfg.head_dim != m->cfg.head_dim)
+        return ac_errf(err, "the source of the sparse weights has other shapes than the model");
     size_t total = 0, max_elems = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         struct ac_tensor *w[LAYER_MATS], *wT[LAYER_MATS];
@@ -235,14 +241,15 @@ int ac_model_prepare_sparse(struct ac_model *m, char *err) {
     }
     size_t off = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        struct ac_tensor *w[LAYER_MATS], *wT[LAYER_MATS];
+        struct ac_tensor *w[LAYER_MATS], *wT[LAYER_MATS], *sw[LAYER_MATS], *swT[LAYER_MATS];
         layer_mats(&m->layers[l], w, wT);
+        layer_mats((struct ac_layer *)&source->layers[l], sw, swT);
         for (int i = 0; i < LAYER_MATS; i++) {
             const int64_t rows = w[i]->rows, cols = w[i]->cols;
-            const struct ac_type_traits *src = ac_type_traits(w[i]->type);
-            const size_t src_row = ac_row_size(w[i]->type, cols);
+            const struct ac_type_traits *src = ac_type_traits(sw[i]->type);
+            const size_t src_row = ac_row_size(sw[i]->type, cols);
             for (int64_t r = 0; r < rows; r++)
-                src->to_float((const uint8_t *)w[i]->data + (size_t)r * src_row, dense + r * cols, cols);
+                src->to_float((const uint8_t *)sw[i]->data + (size_t)r * src_row, dense + r * cols, cols);
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t c = 0; c < cols; c++) trans[c * rows + r] = dense[r * cols + c];
             const uint32_t tt = transposed_type(w[i]);

@@ -84,6 +84,11 @@ size_t ac_model_bytes_per_token(const struct ac_model *m);
  * costs as much memory again as the layer matrices. */
 int ac_model_prepare_sparse(struct ac_model *m, char *err);
 
+/* The same, taking the exact values from source, a model of the same
+ * shapes (e.g. the f16 variant), so that a quantized variant's transposed
+ * copies are quantized once from the originals, not re-quantized. */
+int ac_model_prepare_sparse_from(struct ac_model *m, const struct ac_model *source, char *err);
+
 struct ac_context;
 
 struct ac_context_params {
