@@ -332,6 +332,28 @@ static void test_fd_softmax_gumbel(void **state) {
         free(dl_sm);
 }
 
+struct ent_ctx {
+    int N;
+    float *logits, *probs;
+};
+
+static double ent_obj(void *p) {
+    struct ent_ctx *c = p;
+    return ac_nn_entropy_forward(c->probs, c->logits, c->N);
+}
+
+static void test_fd_entropy(void **state) {
+    (void)state;
+    struct ent_ctx c = {.N = 5};
+    c.logits = alloc_rand(c.N, 1.5f);
+    c.probs = alloc_zero(c.N);
+    float *dl = alloc_zero(c.N);
+    ent_obj(&c);
+    ac_nn_entropy_backward(dl, 1.0f, c.probs, c.N);
+    assert_true(fd_check("entropy dlogits", ent_obj, &c, c.logits, dl, c.N, 100, 1e-2f) < TOL);
+    free(c.logits), free(c.probs), free(dl);
+}
+
 struct ex_ctx {
     int n0, n1, n2;
     float *y0, *y1, *y2, *tab;
@@ -430,7 +452,7 @@ struct net_ctx {
     struct ac_ctrl_work *w;
     union ac_ctrl_params p, g;
     struct ac_ctrl_loss_params lp;
-    float *noise, *cost, *fid, tau, target;
+    float *noise, *cost, *fid, tau, target, entropy_weight;
     int T;
 };
 
@@ -438,13 +460,14 @@ static double net_obj(void *v) {
     struct net_ctx *c = v;
     ac_ctrl_forward(c->w, &c->p, c->T, c->noise, c->tau);
     return ac_ctrl_task_loss(&c->cfg, &c->lp, c->w->a.soft, c->w->a.c[0], c->target, c->cost, c->fid, NULL, NULL,
-                             NULL, NULL);
+                             NULL, NULL) -
+           (double)c->entropy_weight * ac_ctrl_entropy(c->w);
 }
 
 static void test_fd_network(void **state) {
     (void)state;
     char err[AC_ERR_LEN];
-    struct net_ctx c = {.tau = 0.8f, .target = 0.8f, .T = 5};
+    struct net_ctx c = {.tau = 0.8f, .target = 0.8f, .T = 5, .entropy_weight = 0.1f};
     tiny_config(&c.cfg, AC_ACT_GELU);
     ac_ctrl_loss_params_default(&c.lp);
     c.lp.lambda_aux = 1.0f; /* make the predictor's path weigh as much as the policy's */
@@ -474,9 +497,9 @@ static void test_fd_network(void **state) {
     ac_ctrl_forward(c.w, &c.p, c.T, c.noise, c.tau);
     float loss = ac_ctrl_task_loss(&c.cfg, &c.lp, c.w->a.soft, c.w->a.c[0], c.target, c.cost, c.fid, dy, &dc, NULL,
                                    NULL);
-    printf("  whole network (tiny, T=%d of k=%d): loss %.4f, c %.3f\n", c.T, c.cfg.k, (double)loss,
+    printf("  whole network (tiny, T=%d of k=%d; per-config loss + aux + entropy bonus): loss %.4f, c %.3f\n", c.T, c.cfg.k, (double)loss,
            (double)c.w->a.c[0]);
-    ac_ctrl_backward(c.w, &c.g, &c.p, dc, dy, c.tau);
+    ac_ctrl_backward(c.w, &c.g, &c.p, dc, dy, c.tau, c.entropy_weight);
     double worst = 0.0;
     for (int i = 0; i < AC_P_COUNT; i++) {
         char what[64];
@@ -521,12 +544,27 @@ static void test_fd_loss(void **state) {
     for (int i = 0; i < nc; i++) c.fid[i] = 0.5f * ac_nn_rng_uniform(&rng);
     float dyb[3][AC_CTRL_MAX_LEVELS] = {{0}}, dc;
     float *dy[3] = {dyb[0], dyb[1], dyb[2]};
-    loss_obj(&c);
-    ac_ctrl_task_loss(&c.cfg, &c.lp, c.y, c.c, c.target, c.cost, c.fid, dy, &dc, NULL, NULL);
-    assert_true(fd_check("loss dy quant", loss_obj, &c, c.y[0], dy[0], 4, 100, 1e-2f) < TOL);
-    assert_true(fd_check("loss dy prune", loss_obj, &c, c.y[1], dy[1], 3, 100, 1e-2f) < TOL);
-    assert_true(fd_check("loss dy sparsity", loss_obj, &c, c.y[2], dy[2], 3, 100, 1e-2f) < TOL);
-    assert_true(fd_check("loss dc", loss_obj, &c, &c.c, &dc, 1, 100, 1e-2f) < TOL);
+    for (int mode = 0; mode < 2; mode++) {
+        c.lp.hinge_of_mean = mode == 1;
+        const char *m = mode ? "hinge of mean" : "per-config hinge";
+        char what[64];
+        ac_ctrl_task_loss(&c.cfg, &c.lp, c.y, c.c, c.target, c.cost, c.fid, dy, &dc, NULL, NULL);
+        static const char *const head[3] = {"quant", "prune", "sparsity"};
+        for (int j = 0; j < 3; j++) {
+            snprintf(what, sizeof what, "loss (%s) dy %s", m, head[j]);
+            assert_true(fd_check(what, loss_obj, &c, c.y[j], dy[j], c.cfg.n_levels[j], 100, 1e-2f) < TOL);
+        }
+        snprintf(what, sizeof what, "loss (%s) dc", m);
+        assert_true(fd_check(what, loss_obj, &c, &c.c, &dc, 1, 100, 1e-2f) < TOL);
+    }
+    /* on one-hot inputs the two forms agree */
+    float oh[3][AC_CTRL_MAX_LEVELS] = {{0, 0, 1, 0}, {0, 1, 0}, {1, 0, 0}};
+    float *ohp[3] = {oh[0], oh[1], oh[2]};
+    c.lp.hinge_of_mean = false;
+    float l1 = ac_ctrl_task_loss(&c.cfg, &c.lp, ohp, c.c, c.target, c.cost, c.fid, NULL, NULL, NULL, NULL);
+    c.lp.hinge_of_mean = true;
+    float l2 = ac_ctrl_task_loss(&c.cfg, &c.lp, ohp, c.c, c.target, c.cost, c.fid, NULL, NULL, NULL, NULL);
+    assert_true(fabsf(l1 - l2) < 1e-6f);
     for (int j = 0; j < 3; j++) free(c.y[j]);
     free(c.cost), free(c.fid);
 }
@@ -625,6 +663,7 @@ int main(void) {
         cmocka_unit_test(test_fd_elementwise),
         cmocka_unit_test(test_fd_softmax_gumbel),
         cmocka_unit_test(test_fd_expect3),
+        cmocka_unit_test(test_fd_entropy),
         cmocka_unit_test(test_fd_policy_head),
         cmocka_unit_test(test_fd_loss),
         cmocka_unit_test(test_fd_network),

@@ -217,6 +217,7 @@ static size_t acts_point(struct ac_ctrl_acts *a, const struct ac_controller_conf
         TAKE(logits[j], c->n_levels[j]);
         TAKE(soft[j], c->n_levels[j]);
         TAKE(hard[j], c->n_levels[j]);
+        TAKE(probs[j], c->n_levels[j]);
     }
 #undef TAKE
     return off;
@@ -314,8 +315,14 @@ void ac_ctrl_forward(struct ac_ctrl_work *w, const union ac_ctrl_params *p, int 
     }
 }
 
+float ac_ctrl_entropy(struct ac_ctrl_work *w) {
+    float h = 0.0f;
+    for (int j = 0; j < AC_CTRL_N_HEADS; j++) h += ac_nn_entropy_forward(w->a.probs[j], w->a.logits[j], w->cfg.n_levels[j]);
+    return h;
+}
+
 void ac_ctrl_backward(struct ac_ctrl_work *w, union ac_ctrl_params *g, const union ac_ctrl_params *p, float dc,
-                      float *const dy[AC_CTRL_N_HEADS], float tau) {
+                      float *const dy[AC_CTRL_N_HEADS], float tau, float entropy_weight) {
     const struct ac_controller_config *c = &w->cfg;
     const int T = w->T, d = c->d_model, E = c->embd_dim, L = c->n_layers, F = c->ffn_dim, NH = c->n_heads,
               A = c->clp_dim, CH = c->clp_heads, H = c->clp_hidden, P = c->policy_hidden;
@@ -328,6 +335,10 @@ void ac_ctrl_backward(struct ac_ctrl_work *w, union ac_ctrl_params *g, const uni
     for (int j = 0; j < AC_CTRL_N_HEADS; j++) {
         const int n = c->n_levels[j];
         ac_nn_gumbel_st_backward(da->logits[j], dy[j], a->soft[j], tau, n);
+        if (entropy_weight != 0.0f) {
+            ac_nn_entropy_forward(a->probs[j], a->logits[j], n);
+            ac_nn_entropy_backward(da->logits[j], -entropy_weight, a->probs[j], n);
+        }
         ac_nn_linear_backward(da->ph_act[j], g->t[AC_P_pol_quant_w + 2 * j], g->t[AC_P_pol_quant_b + 2 * j],
                               da->logits[j], a->ph_act[j], head_w(p, j), 1, P, n);
         ac_nn_act_backward(da->ph[j], da->ph_act[j], a->ph[j], P, c->act);
@@ -392,6 +403,7 @@ void ac_ctrl_loss_params_default(struct ac_ctrl_loss_params *lp) {
     lp->lambda_fid = 0.7f;
     lp->theta = 0.95f;
     lp->lambda_aux = 0.1f;
+    lp->hinge_of_mean = false;
 }
 
 float ac_ctrl_task_loss(const struct ac_controller_config *c, const struct ac_ctrl_loss_params *lp,
@@ -401,15 +413,26 @@ float ac_ctrl_task_loss(const struct ac_controller_config *c, const struct ac_ct
     const int n0 = c->n_levels[0], n1 = c->n_levels[1], n2 = c->n_levels[2];
     float ec = ac_nn_expect3_forward(y[0], y[1], y[2], cost, n0, n1, n2);
     float ef = ac_nn_expect3_forward(y[0], y[1], y[2], fid, n0, n1, n2);
-    float shortfall = lp->theta - ef;
     float diff = complexity - target;
-    float loss = lp->lambda_cost * ec + lp->lambda_fid * (shortfall > 0.0f ? shortfall : 0.0f) +
-                 lp->lambda_aux * diff * diff;
-    if (dy) {
+    float loss = lp->lambda_aux * diff * diff;
+    if (dy)
         for (int j = 0; j < AC_CTRL_N_HEADS; j++) memset(dy[j], 0, sizeof(float) * (size_t)c->n_levels[j]);
-        ac_nn_expect3_backward(dy[0], dy[1], dy[2], lp->lambda_cost, y[0], y[1], y[2], cost, n0, n1, n2);
-        if (shortfall > 0.0f)
-            ac_nn_expect3_backward(dy[0], dy[1], dy[2], -lp->lambda_fid, y[0], y[1], y[2], fid, n0, n1, n2);
+    if (lp->hinge_of_mean) {
+        float shortfall = lp->theta - ef;
+        loss += lp->lambda_cost * ec + lp->lambda_fid * (shortfall > 0.0f ? shortfall : 0.0f);
+        if (dy) {
+            ac_nn_expect3_backward(dy[0], dy[1], dy[2], lp->lambda_cost, y[0], y[1], y[2], cost, n0, n1, n2);
+            if (shortfall > 0.0f)
+                ac_nn_expect3_backward(dy[0], dy[1], dy[2], -lp->lambda_fid, y[0], y[1], y[2], fid, n0, n1, n2);
+        }
+    } else {
+        float table[AC_CTRL_MAX_LEVELS * AC_CTRL_MAX_LEVELS * AC_CTRL_MAX_LEVELS];
+        for (int i = 0; i < n0 * n1 * n2; i++) {
+            float shortfall = lp->theta - fid[i];
+            table[i] = lp->lambda_cost * cost[i] + lp->lambda_fid * (shortfall > 0.0f ? shortfall : 0.0f);
+        }
+        loss += ac_nn_expect3_forward(y[0], y[1], y[2], table, n0, n1, n2);
+        if (dy) ac_nn_expect3_backward(dy[0], dy[1], dy[2], 1.0f, y[0], y[1], y[2], table, n0, n1, n2);
     }
     if (dc) *dc = 2.0f * lp->lambda_aux * diff;
     if (exp_cost) *exp_cost = ec;

@@ -142,6 +142,7 @@ struct ac_ctrl_acts {
     float *ph[AC_CTRL_N_HEADS], *ph_act[AC_CTRL_N_HEADS]; /* (P) each */
     float *logits[AC_CTRL_N_HEADS];              /* (n_j) */
     float *soft[AC_CTRL_N_HEADS], *hard[AC_CTRL_N_HEADS]; /* (n_j) */
+    float *probs[AC_CTRL_N_HEADS];               /* (n_j) softmax(logits), for the entropy */
 };
 
 struct ac_ctrl_work {
@@ -164,20 +165,38 @@ void ac_ctrl_forward(struct ac_ctrl_work *w, const union ac_ctrl_params *p, int 
 
 /* Backward of the last forward. dc: dLoss/dc; dy[j]: dLoss/dy_j where y_j
  * is what the loss used (hard one-hot: straight-through; soft: plain
- * softmax gradient - both flow through soft). Accumulates into g. */
+ * softmax gradient - both flow through soft). entropy_weight: the loss
+ * also holds -entropy_weight * sum_j H(softmax(logits_j)) (an exploration
+ * bonus; 0: none). Accumulates into g. */
 void ac_ctrl_backward(struct ac_ctrl_work *w, union ac_ctrl_params *g, const union ac_ctrl_params *p, float dc,
-                      float *const dy[AC_CTRL_N_HEADS], float tau);
+                      float *const dy[AC_CTRL_N_HEADS], float tau, float entropy_weight);
+/* sum_j H(softmax(logits_j)) of the last forward (nats). */
+float ac_ctrl_entropy(struct ac_ctrl_work *w);
 
 /* ---- the training loss of one task ----
- * L = lambda_cost * E[cost] + lambda_fid * max(0, theta - E[fid])
- *   + lambda_aux * (c - target)^2,
- * E over the product of the three heads' distributions y_j (one-hot when
- * straight-through). cost/fid: the task's per-configuration table. Returns
- * L; writes dL/dy_j into dy (overwritten, not accumulated) and dL/dc. */
+ * The paper's loss, per task, with y_j the three heads' outputs (one-hot
+ * under straight-through, probabilities otherwise) and E over the product
+ * distribution y_0 x y_1 x y_2 of configurations:
+ *
+ *   hinge_of_mean = false (default): E[ l(config) ],
+ *       l(config) = lambda_cost * cost + lambda_fid * max(0, theta - fid)
+ *   hinge_of_mean = true:  lambda_cost * E[cost] + lambda_fid * max(0, theta - E[fid])
+ *   plus lambda_aux * (c - target)^2 in both.
+ *
+ * For a one-hot y (a sampled configuration) both are the same number; they
+ * differ in the gradient. The per-configuration form tells each head what
+ * switching it would cost INCLUDING the fidelity penalty of the
+ * configuration it would switch to; the hinge of the mean sees only the
+ * current point's slope (at a feasible config: cost alone, which pushes
+ * every head toward cheaper, infeasible levels), and over probabilities
+ * its minimum can be a mixture of an infeasible and a feasible config.
+ * cost/fid: the task's per-configuration table. Returns L; writes dL/dy_j
+ * into dy (overwritten) and dL/dc (either may be NULL). */
 struct ac_ctrl_loss_params {
     float lambda_cost, lambda_fid, theta, lambda_aux;
+    bool hinge_of_mean;
 };
-void ac_ctrl_loss_params_default(struct ac_ctrl_loss_params *lp); /* 0.3, 0.7, 0.95, 0.1 */
+void ac_ctrl_loss_params_default(struct ac_ctrl_loss_params *lp); /* 0.3, 0.7, 0.95, 0.1, per config */
 
 float ac_ctrl_task_loss(const struct ac_controller_config *c, const struct ac_ctrl_loss_params *lp,
                         float *const y[AC_CTRL_N_HEADS], float complexity, float target, const float *cost,

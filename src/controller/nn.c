@@ -310,6 +310,23 @@ void ac_nn_softmax_backward(float *dlogits, const float *dprobs, const float *pr
     for (int i = 0; i < N; i++) dlogits[i] += probs[i] * (dprobs[i] - pd) / tau;
 }
 
+float ac_nn_entropy_forward(float *probs, const float *logits, int N) {
+    ac_nn_softmax_forward(probs, logits, 1.0f, N);
+    float h = 0.0f;
+    for (int i = 0; i < N; i++)
+        if (probs[i] > 0.0f) h -= probs[i] * logf(probs[i]);
+    return h;
+}
+
+void ac_nn_entropy_backward(float *dlogits, float dout, const float *probs, int N) {
+    /* dH/dl_i = -p_i (log p_i + H) */
+    float h = 0.0f;
+    for (int i = 0; i < N; i++)
+        if (probs[i] > 0.0f) h -= probs[i] * logf(probs[i]);
+    for (int i = 0; i < N; i++)
+        if (probs[i] > 0.0f) dlogits[i] += -dout * probs[i] * (logf(probs[i]) + h);
+}
+
 int ac_nn_gumbel_st_forward(float *hard, float *soft, const float *logits, const float *noise, float tau, int N) {
     for (int i = 0; i < N; i++) soft[i] = (logits[i] + (noise ? noise[i] : 0.0f)) / tau;
     masked_softmax_inplace(soft, NULL, N);

@@ -81,6 +81,10 @@ void ac_nn_meanpool_backward(float *dinp, const float *dout, const uint8_t *mask
 void ac_nn_softmax_forward(float *probs, const float *logits, float tau, int N);
 void ac_nn_softmax_backward(float *dlogits, const float *dprobs, const float *probs, float tau, int N);
 
+/* ---- entropy of softmax(logits): H = -sum p log p; probs (N) saved ---- */
+float ac_nn_entropy_forward(float *probs, const float *logits, int N);
+void ac_nn_entropy_backward(float *dlogits, float dout, const float *probs, int N);
+
 /* ---- Gumbel-softmax, straight-through ----
  * soft = softmax((logits + noise) / tau) (noise NULL: none), hard = the
  * one-hot of soft's argmax (lowest index on ties). The forward value a

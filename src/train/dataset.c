@@ -1,0 +1,468 @@
+/* dataset.c - training datasets: building, JSONL files, subsets, ground
+ * truth per task. Format and ownership: train.h. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "train/train.h"
+
+#define MAX_IDS_PER_TASK 65536
+#define MAX_LINE_BYTES (16u << 20)
+
+/* ------------------------------------------------------------------------
+ * levels */
+
+void ac_train_levels_from_config(struct ac_train_levels *lv, const struct ac_controller_config *c) {
+    memset(lv, 0, sizeof *lv);
+    memcpy(lv->n, c->n_levels, sizeof lv->n);
+    memcpy(lv->quant_names, c->quant_names, sizeof lv->quant_names);
+    memcpy(lv->prune, c->prune_levels, sizeof lv->prune);
+    memcpy(lv->sparsity, c->sparsity_levels, sizeof lv->sparsity);
+}
+
+void ac_train_levels_to_config(struct ac_controller_config *c, const struct ac_train_levels *lv) {
+    memcpy(c->n_levels, lv->n, sizeof lv->n);
+    memcpy(c->quant_names, lv->quant_names, sizeof lv->quant_names);
+    memcpy(c->prune_levels, lv->prune, sizeof lv->prune);
+    memcpy(c->sparsity_levels, lv->sparsity, sizeof lv->sparsity);
+}
+
+int ac_train_levels_n_configs(const struct ac_train_levels *lv) { return lv->n[0] * lv->n[1] * lv->n[2]; }
+
+static int levels_check(const struct ac_train_levels *lv, char *err) {
+    for (int j = 0; j < AC_CTRL_N_HEADS; j++)
+        if (lv->n[j] < 1 || lv->n[j] > AC_CTRL_MAX_LEVELS)
+            return ac_errf(err, "level list %d has %d entries (must be 1..%d)", j, lv->n[j], AC_CTRL_MAX_LEVELS);
+    for (int i = 0; i < lv->n[0]; i++)
+        if (lv->quant_names[i][0] == '\0') return ac_errf(err, "quantization level %d has no name", i);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * building */
+
+int ac_train_dataset_new(struct ac_train_dataset **out, const struct ac_train_levels *lv, char *err) {
+    if (levels_check(lv, err) != 0) return -1;
+    struct ac_train_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds) return ac_errf(err, "dataset: out of memory");
+    ds->levels = *lv;
+    ds->n_configs = ac_train_levels_n_configs(lv);
+    *out = ds;
+    return 0;
+}
+
+void ac_train_dataset_free(struct ac_train_dataset *ds) {
+    if (!ds) return;
+    for (int i = 0; i < ds->n_domains; i++) free(ds->domains[i]);
+    free(ds->domains);
+    free(ds->tasks);
+    free(ds->ids);
+    free(ds->cost);
+    free(ds->fid);
+    free(ds->success);
+    free(ds);
+}
+
+static int find_or_add_domain(struct ac_train_dataset *ds, const char *name, char *err) {
+    for (int i = 0; i < ds->n_domains; i++)
+        if (strcmp(ds->domains[i], name) == 0) return i;
+    char **d = realloc(ds->domains, sizeof *d * (size_t)(ds->n_domains + 1));
+    if (!d) return ac_errf(err, "dataset: out of memory");
+    ds->domains = d;
+    d[ds->n_domains] = strdup(name);
+    if (!d[ds->n_domains]) return ac_errf(err, "dataset: out of memory");
+    return ds->n_domains++;
+}
+
+static int grow(void **p, size_t elem, size_t need, size_t *cap) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 64;
+    while (n < need) n *= 2;
+    void *q = realloc(*p, elem * n);
+    if (!q) return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+int ac_train_dataset_add(struct ac_train_dataset *ds, const int32_t *ids, int n_ids, const char *domain,
+                         const float *cost, const float *fid, const int8_t *success, char *err) {
+    if (n_ids < 1 || n_ids > MAX_IDS_PER_TASK) return ac_errf(err, "task has %d token ids (must be 1..%d)", n_ids, MAX_IDS_PER_TASK);
+    if (!domain || !domain[0]) return ac_errf(err, "task has no domain");
+    for (int i = 0; i < n_ids; i++)
+        if (ids[i] < 0) return ac_errf(err, "token id %d is negative", (int)ids[i]);
+    for (int i = 0; i < ds->n_configs; i++) {
+        if (!isfinite(cost[i]) || cost[i] < 0.0f) return ac_errf(err, "cost[%d] = %g is not a finite number >= 0", i, (double)cost[i]);
+        if (!(fid[i] >= 0.0f && fid[i] <= 1.0f)) return ac_errf(err, "fidelity[%d] = %g is not in [0, 1]", i, (double)fid[i]);
+    }
+    size_t cap = (size_t)ds->cap, nc = (size_t)ds->n_configs, n = (size_t)ds->n_tasks + 1;
+    if (n > cap) {
+        size_t new_cap = cap;
+        if (grow((void **)&ds->tasks, sizeof *ds->tasks, n, &new_cap) != 0) return ac_errf(err, "dataset: out of memory");
+        float *c = realloc(ds->cost, sizeof(float) * nc * new_cap);
+        if (c) ds->cost = c;
+        float *f = realloc(ds->fid, sizeof(float) * nc * new_cap);
+        if (f) ds->fid = f;
+        int8_t *s = realloc(ds->success, nc * new_cap);
+        if (s) ds->success = s;
+        if (!c || !f || !s) return ac_errf(err, "dataset: out of memory");
+        ds->cap = (int)new_cap;
+    }
+    if (grow((void **)&ds->ids, sizeof(int32_t), ds->n_ids + (size_t)n_ids, &ds->ids_cap) != 0)
+        return ac_errf(err, "dataset: out of memory");
+    int dom = find_or_add_domain(ds, domain, err);
+    if (dom < 0) return -1;
+    struct ac_train_task *t = &ds->tasks[ds->n_tasks];
+    t->ids_off = ds->n_ids;
+    t->n_ids = n_ids;
+    t->domain = dom;
+    memcpy(ds->ids + ds->n_ids, ids, sizeof(int32_t) * (size_t)n_ids);
+    ds->n_ids += (size_t)n_ids;
+    size_t row = (size_t)ds->n_tasks * nc;
+    memcpy(ds->cost + row, cost, sizeof(float) * nc);
+    memcpy(ds->fid + row, fid, sizeof(float) * nc);
+    if (success)
+        memcpy(ds->success + row, success, nc);
+    else
+        memset(ds->success + row, -1, nc);
+    ds->n_tasks++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * JSONL */
+
+static int parse_levels(const cJSON *root, struct ac_train_levels *lv, char *err) {
+    const cJSON *levels = cJSON_GetObjectItemCaseSensitive(root, "levels");
+    if (!cJSON_IsObject(levels)) return ac_errf(err, "the first line must be {\"levels\": {...}}");
+    memset(lv, 0, sizeof *lv);
+    static const char *const keys[AC_CTRL_N_HEADS] = {"quant", "prune", "sparsity"};
+    for (int j = 0; j < AC_CTRL_N_HEADS; j++) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(levels, keys[j]);
+        if (!cJSON_IsArray(arr)) return ac_errf(err, "levels.%s must be an array", keys[j]);
+        int n = cJSON_GetArraySize(arr);
+        if (n < 1 || n > AC_CTRL_MAX_LEVELS) return ac_errf(err, "levels.%s has %d entries (must be 1..%d)", keys[j], n, AC_CTRL_MAX_LEVELS);
+        lv->n[j] = n;
+        int i = 0;
+        for (const cJSON *it = arr->child; it; it = it->next, i++) {
+            if (j == 0) {
+                if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= AC_CTRL_NAME_LEN)
+                    return ac_errf(err, "levels.quant[%d] must be a name of 1..%d characters", i, AC_CTRL_NAME_LEN - 1);
+                snprintf(lv->quant_names[i], AC_CTRL_NAME_LEN, "%s", it->valuestring);
+            } else {
+                if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0.0 && it->valuedouble < 1.0))
+                    return ac_errf(err, "levels.%s[%d] must be a number in [0, 1)", keys[j], i);
+                (j == 1 ? lv->prune : lv->sparsity)[i] = (float)it->valuedouble;
+            }
+        }
+    }
+    return 0;
+}
+
+static int parse_numbers(const cJSON *obj, const char *key, int n, float *out, bool required, bool *present,
+                         char *err) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (present) *present = arr != NULL;
+    if (!arr) return required ? ac_errf(err, "missing \"%s\"", key) : 0;
+    if (!cJSON_IsArray(arr)) return ac_errf(err, "\"%s\" must be an array", key);
+    int got = cJSON_GetArraySize(arr);
+    if (got != n)
+        return ac_errf(err, "\"%s\" has %d values, the levels define %d configurations", key, got, n);
+    int i = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        if (cJSON_IsBool(it))
+            out[i] = cJSON_IsTrue(it) ? 1.0f : 0.0f;
+        else if (cJSON_IsNumber(it))
+            out[i] = (float)it->valuedouble;
+        else
+            return ac_errf(err, "\"%s\"[%d] is not a number", key, i);
+    }
+    return 0;
+}
+
+static int parse_task(struct ac_train_dataset *ds, const cJSON *root, float *cost, float *fid, float *succ_f,
+                      int8_t *succ, char *err) {
+    const cJSON *dom = cJSON_GetObjectItemCaseSensitive(root, "domain");
+    if (!cJSON_IsString(dom) || !dom->valuestring[0]) return ac_errf(err, "\"domain\" must be a non-empty string");
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(root, "ids");
+    if (!cJSON_IsArray(ids)) return ac_errf(err, "\"ids\" must be an array of token ids");
+    int n = cJSON_GetArraySize(ids);
+    if (n < 1 || n > MAX_IDS_PER_TASK) return ac_errf(err, "\"ids\" has %d entries (must be 1..%d)", n, MAX_IDS_PER_TASK);
+    int32_t *v = malloc(sizeof(int32_t) * (size_t)n);
+    if (!v) return ac_errf(err, "out of memory");
+    int i = 0;
+    for (const cJSON *it = ids->child; it; it = it->next, i++) {
+        double x = it->valuedouble;
+        if (!cJSON_IsNumber(it) || x < 0 || x > 2147483647.0 || x != floor(x)) {
+            free(v);
+            return ac_errf(err, "\"ids\"[%d] is not a token id", i);
+        }
+        v[i] = (int32_t)x;
+    }
+    bool has_success = false;
+    int rc = -1;
+    if (parse_numbers(root, "cost", ds->n_configs, cost, true, NULL, err) != 0 ||
+        parse_numbers(root, "fidelity", ds->n_configs, fid, true, NULL, err) != 0 ||
+        parse_numbers(root, "success", ds->n_configs, succ_f, false, &has_success, err) != 0)
+        goto done;
+    for (int c = 0; c < ds->n_configs; c++) succ[c] = (int8_t)(succ_f[c] != 0.0f);
+    rc = ac_train_dataset_add(ds, v, n, dom->valuestring, cost, fid, has_success ? succ : NULL, err);
+done:
+    free(v);
+    return rc;
+}
+
+int ac_train_dataset_load_jsonl(struct ac_train_dataset **out, const char *path, char *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return ac_errf(err, "%s: %s", path, strerror(errno));
+    struct ac_train_dataset *ds = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    float *buf = NULL;
+    int8_t *succ = NULL;
+    int rc = -1;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t k = (size_t)len;
+        while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r' || line[k - 1] == ' ' || line[k - 1] == '\t')) k--;
+        size_t s = 0;
+        while (s < k && (line[s] == ' ' || line[s] == '\t')) s++;
+        if (s == k) continue;
+        if (k > MAX_LINE_BYTES) {
+            ac_errf(err, "%s:%ld: line longer than %u bytes", path, lineno, MAX_LINE_BYTES);
+            goto done;
+        }
+        cJSON *root = cJSON_ParseWithLength(line + s, k - s);
+        if (!cJSON_IsObject(root)) {
+            cJSON_Delete(root);
+            ac_errf(err, "%s:%ld: not a JSON object", path, lineno);
+            goto done;
+        }
+        int r;
+        if (!ds) {
+            struct ac_train_levels lv;
+            r = parse_levels(root, &lv, err);
+            if (r == 0) r = ac_train_dataset_new(&ds, &lv, err);
+            if (r == 0) {
+                buf = malloc(sizeof(float) * 3 * (size_t)ds->n_configs);
+                succ = malloc((size_t)ds->n_configs);
+                if (!buf || !succ) r = ac_errf(err, "out of memory");
+            }
+        } else {
+            r = parse_task(ds, root, buf, buf + ds->n_configs, buf + 2 * ds->n_configs, succ, err);
+        }
+        cJSON_Delete(root);
+        if (r != 0) {
+            ac_err_prefix(err, "%s:%ld", path, lineno);
+            goto done;
+        }
+    }
+    if (ferror(f)) {
+        ac_errf(err, "%s: read error", path);
+        goto done;
+    }
+    if (!ds) {
+        ac_errf(err, "%s: empty file (no levels line)", path);
+        goto done;
+    }
+    *out = ds;
+    ds = NULL;
+    rc = 0;
+done:
+    free(line);
+    free(buf);
+    free(succ);
+    fclose(f);
+    ac_train_dataset_free(ds);
+    return rc;
+}
+
+int ac_train_dataset_save_jsonl(const struct ac_train_dataset *ds, const char *path, char *err) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) return ac_errf(err, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return ac_errf(err, "%s: %s", tmp, strerror(errno));
+    const struct ac_train_levels *lv = &ds->levels;
+    fprintf(f, "{\"levels\": {\"quant\": [");
+    for (int i = 0; i < lv->n[0]; i++) fprintf(f, "%s\"%s\"", i ? ", " : "", lv->quant_names[i]);
+    fprintf(f, "], \"prune\": [");
+    for (int i = 0; i < lv->n[1]; i++) fprintf(f, "%s%.9g", i ? ", " : "", (double)lv->prune[i]);
+    fprintf(f, "], \"sparsity\": [");
+    for (int i = 0; i < lv->n[2]; i++) fprintf(f, "%s%.9g", i ? ", " : "", (double)lv->sparsity[i]);
+    fprintf(f, "]}}\n");
+    for (int t = 0; t < ds->n_tasks; t++) {
+        const size_t row = (size_t)t * (size_t)ds->n_configs;
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddStringToObject(o, "domain", ds->domains[ds->tasks[t].domain]);
+        cJSON *ids = cJSON_AddArrayToObject(o, "ids");
+        for (int i = 0; ids && i < ds->tasks[t].n_ids; i++)
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber(ac_train_task_ids(ds, t)[i]));
+        cJSON *cost = cJSON_AddArrayToObject(o, "cost"), *fid = cJSON_AddArrayToObject(o, "fidelity");
+        bool known = ds->success[row] >= 0;
+        cJSON *succ = known ? cJSON_AddArrayToObject(o, "success") : NULL;
+        for (int c = 0; c < ds->n_configs; c++) {
+            if (cost) cJSON_AddItemToArray(cost, cJSON_CreateNumber(ds->cost[row + c]));
+            if (fid) cJSON_AddItemToArray(fid, cJSON_CreateNumber(ds->fid[row + c]));
+            if (succ) cJSON_AddItemToArray(succ, cJSON_CreateBool(ds->success[row + c] > 0));
+        }
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!s) break;
+        fprintf(f, "%s\n", s);
+        cJSON_free(s);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return ac_errf(err, "%s: write failed", path);
+    }
+    return 0;
+}
+
+int ac_train_load_profile(struct ac_train_dataset **out, const char *path, char *err) {
+    size_t n = strlen(path);
+    if (n >= 6 && strcmp(path + n - 6, ".jsonl") == 0) return ac_train_dataset_load_jsonl(out, path, err);
+    return ac_errf(err, "%s: only .jsonl profiles can be read so far (SQLite profiles: not yet)", path);
+}
+
+/* ------------------------------------------------------------------------
+ * subsets */
+
+int ac_train_dataset_select(struct ac_train_dataset **out, const struct ac_train_dataset *src, const int *idx, int n,
+                            char *err) {
+    struct ac_train_dataset *ds;
+    if (ac_train_dataset_new(&ds, &src->levels, err) != 0) return -1;
+    const size_t nc = (size_t)src->n_configs;
+    for (int i = 0; i < n; i++) {
+        int t = idx[i];
+        if (t < 0 || t >= src->n_tasks) {
+            ac_train_dataset_free(ds);
+            return ac_errf(err, "dataset: task index %d out of range", t);
+        }
+        if (ac_train_dataset_add(ds, ac_train_task_ids(src, t), src->tasks[t].n_ids, src->domains[src->tasks[t].domain],
+                                 src->cost + t * nc, src->fid + t * nc, src->success[t * nc] >= 0 ? src->success + t * nc : NULL,
+                                 err) != 0) {
+            ac_train_dataset_free(ds);
+            return -1;
+        }
+    }
+    *out = ds;
+    return 0;
+}
+
+static bool in_list(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
+
+int ac_train_dataset_filter_domains(struct ac_train_dataset **out, const struct ac_train_dataset *src,
+                                    const char *domains, char *err) {
+    int *idx = malloc(sizeof(int) * (size_t)(src->n_tasks + 1));
+    if (!idx) return ac_errf(err, "out of memory");
+    int n = 0;
+    for (int t = 0; t < src->n_tasks; t++)
+        if (in_list(domains, src->domains[src->tasks[t].domain])) idx[n++] = t;
+    int rc = n == 0 ? ac_errf(err, "no task has a domain in \"%s\"", domains) : ac_train_dataset_select(out, src, idx, n, err);
+    free(idx);
+    return rc;
+}
+
+int ac_train_dataset_split(const struct ac_train_dataset *src, float dev_frac, uint64_t seed,
+                           struct ac_train_dataset **train, struct ac_train_dataset **dev, char *err) {
+    if (!(dev_frac >= 0.0f && dev_frac < 1.0f)) return ac_errf(err, "dev fraction %g not in [0, 1)", (double)dev_frac);
+    int n = src->n_tasks;
+    int *idx = malloc(sizeof(int) * (size_t)(n + 1));
+    if (!idx) return ac_errf(err, "out of memory");
+    for (int i = 0; i < n; i++) idx[i] = i;
+    struct ac_nn_rng rng;
+    ac_nn_rng_seed(&rng, seed);
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)ac_nn_rng_below(&rng, (uint32_t)i + 1);
+        int tmp = idx[i];
+        idx[i] = idx[j];
+        idx[j] = tmp;
+    }
+    int n_dev = (int)lroundf(dev_frac * (float)n);
+    if (dev_frac > 0.0f && n >= 2 && n_dev < 1) n_dev = 1;
+    if (n_dev >= n) n_dev = n - 1;
+    if (n_dev < 0) n_dev = 0;
+    struct ac_train_dataset *a = NULL, *b = NULL;
+    int rc = -1;
+    if (ac_train_dataset_select(&b, src, idx, n_dev, err) == 0 &&
+        ac_train_dataset_select(&a, src, idx + n_dev, n - n_dev, err) == 0) {
+        *train = a;
+        *dev = b;
+        a = b = NULL;
+        rc = 0;
+    }
+    ac_train_dataset_free(a);
+    ac_train_dataset_free(b);
+    free(idx);
+    return rc;
+}
+
+int ac_train_dataset_check(const struct ac_train_dataset *ds, const struct ac_controller_config *c, char *err) {
+    const struct ac_train_levels *lv = &ds->levels;
+    int nc = ac_controller_n_configs(c);
+    if (ds->n_configs != nc)
+        return ac_errf(err, "the profile has %d configurations (%dx%dx%d), the controller %d (%dx%dx%d)", ds->n_configs,
+                       lv->n[0], lv->n[1], lv->n[2], nc, c->n_levels[0], c->n_levels[1], c->n_levels[2]);
+    for (int j = 0; j < AC_CTRL_N_HEADS; j++)
+        if (lv->n[j] != c->n_levels[j]) return ac_errf(err, "the profile's level lists differ from the controller's");
+    for (int i = 0; i < lv->n[0]; i++)
+        if (strcmp(lv->quant_names[i], c->quant_names[i]) != 0)
+            return ac_errf(err, "quantization level %d: the profile has %s, the controller %s", i, lv->quant_names[i],
+                           c->quant_names[i]);
+    for (int i = 0; i < lv->n[1]; i++)
+        if (fabsf(lv->prune[i] - c->prune_levels[i]) > 1e-6f) return ac_errf(err, "prune level %d differs", i);
+    for (int i = 0; i < lv->n[2]; i++)
+        if (fabsf(lv->sparsity[i] - c->sparsity_levels[i]) > 1e-6f) return ac_errf(err, "sparsity level %d differs", i);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * ground truth */
+
+int ac_train_task_best(const struct ac_train_dataset *ds, int task, float theta) {
+    const float *cost = ds->cost + (size_t)task * ds->n_configs, *fid = ds->fid + (size_t)task * ds->n_configs;
+    int best = -1, most_faithful = 0;
+    for (int c = 0; c < ds->n_configs; c++) {
+        if (fid[c] > fid[most_faithful]) most_faithful = c;
+        if (fid[c] >= theta && (best < 0 || cost[c] < cost[best])) best = c;
+    }
+    return best >= 0 ? best : most_faithful;
+}
+
+float ac_train_task_target(const struct ac_train_dataset *ds, int task, float theta, enum ac_target_kind kind) {
+    const int nc = ds->n_configs;
+    const float *cost = ds->cost + (size_t)task * nc, *fid = ds->fid + (size_t)task * nc;
+    if (kind == AC_TARGET_FID) {
+        int cheapest = 0;
+        for (int c = 1; c < nc; c++)
+            if (cost[c] < cost[cheapest]) cheapest = c;
+        return 1.0f - fid[cheapest];
+    }
+    if (nc == 1) return 0.0f;
+    int best = ac_train_task_best(ds, task, theta);
+    if (fid[best] < theta) return 1.0f;
+    /* rank of best in cost order (ties broken by index, as in _best) */
+    int rank = 0;
+    for (int c = 0; c < nc; c++)
+        if (cost[c] < cost[best] || (cost[c] == cost[best] && c < best)) rank++;
+    return (float)rank / (float)(nc - 1);
+}

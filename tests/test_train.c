@@ -1,0 +1,489 @@
+/* test_train.c - controller training on synthetic profiles whose right
+ * answer is known: the loss falls, held-out tasks are routed correctly,
+ * runs are bit-for-bit deterministic, save -> load keeps every decision,
+ * the real model's embeddings work, bad input fails cleanly.
+ *
+ * The synthetic task: the first token id (0..3) is the task's class, the
+ * other ids are filler (>= 4). Class q tolerates compression up to a
+ * corner of the configuration space; configurations inside it have
+ * fidelity >= 0.96, the rest fall with the number of levels by which they
+ * overshoot the corner (0.65, then -0.15 per extra level), like real
+ * profiles, where fidelity drops step by step with compression. Every
+ * infeasible config's fidelity penalty (lambda_fid * shortfall) outweighs
+ * its cost saving (lambda_cost * saving) by >= 0.04, so the cheapest
+ * feasible config (the corner) is the loss's minimum:
+ *   class 0: f16 only            class 1: q8_0, prune 0, sparsity 0.25
+ *   class 2: q4_0, 0.1, 0.25     class 3: q2_k, 0.2, 0.5 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "controller/controller.h"
+#include "model/model.h"
+#include "train/train.h"
+
+#define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+static const char *const domain_names[4] = {"cs", "physics", "chemistry", "biology"};
+static const int class_max[4][3] = {{0, 0, 0}, {1, 0, 1}, {2, 1, 1}, {3, 2, 2}};
+static const float quant_cost[4] = {1.0f, 0.53f, 0.28f, 0.16f};
+
+/* The class's best configuration index under the default level lists. */
+static int class_best(int cls) { return (class_max[cls][0] * 3 + class_max[cls][1]) * 3 + class_max[cls][2]; }
+
+/* n tasks; class tokens are cls_ids[0..4), filler ids from [fill_lo, fill_hi). */
+static struct ac_train_dataset *make_synthetic(int n, uint64_t seed, const int32_t cls_ids[4], int fill_lo,
+                                               int fill_hi) {
+    char err[AC_ERR_LEN];
+    struct ac_controller_config cfg;
+    ac_controller_config_default(&cfg, 1, 1);
+    struct ac_train_levels lv;
+    ac_train_levels_from_config(&lv, &cfg);
+    struct ac_train_dataset *ds;
+    assert_int_equal(ac_train_dataset_new(&ds, &lv, err), 0);
+    struct ac_nn_rng rng;
+    ac_nn_rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) {
+        int cls = (int)ac_nn_rng_below(&rng, 4);
+        int n_ids = 3 + (int)ac_nn_rng_below(&rng, 10);
+        int32_t ids[16];
+        ids[0] = cls_ids[cls];
+        for (int k = 1; k < n_ids; k++) ids[k] = fill_lo + (int32_t)ac_nn_rng_below(&rng, (uint32_t)(fill_hi - fill_lo));
+        float cost[36], fid[36];
+        for (int q = 0; q < 4; q++)
+            for (int pr = 0; pr < 3; pr++)
+                for (int s = 0; s < 3; s++) {
+                    int c = (q * 3 + pr) * 3 + s;
+                    cost[c] = quant_cost[q] * (1.0f - cfg.prune_levels[pr]) * (1.0f - 0.4f * cfg.sparsity_levels[s]);
+                    int excess = (q > class_max[cls][0] ? q - class_max[cls][0] : 0) +
+                                 (pr > class_max[cls][1] ? pr - class_max[cls][1] : 0) +
+                                 (s > class_max[cls][2] ? s - class_max[cls][2] : 0);
+                    float u = ac_nn_rng_uniform(&rng);
+                    fid[c] = excess == 0 ? 0.96f + 0.04f * u : fmaxf(0.0f, 0.65f - 0.15f * (float)(excess - 1) - 0.05f * u);
+                }
+        const char *dom = domain_names[ac_nn_rng_below(&rng, 4)];
+        assert_int_equal(ac_train_dataset_add(ds, ids, n_ids, dom, cost, fid, NULL, err), 0);
+        assert_int_equal(ac_train_task_best(ds, ds->n_tasks - 1, 0.95f), class_best(cls));
+    }
+    return ds;
+}
+
+static void tiny_config(struct ac_controller_config *c, int n_vocab, int embd_dim) {
+    ac_controller_config_default(c, n_vocab, embd_dim);
+    c->k = 8;
+    c->d_model = 16;
+    c->n_layers = 1;
+    c->n_heads = 2;
+    c->ffn_dim = 32;
+    c->clp_heads = 2;
+    c->clp_dim = 16;
+    c->clp_hidden = 16;
+    c->policy_hidden = 16;
+}
+
+static void print_epoch(const struct ac_train_epoch *ep, void *user) {
+    (void)user;
+    char line[512];
+    ac_train_format_epoch(line, sizeof line, ep);
+    printf("    %s\n", line);
+}
+
+struct synth {
+    float *table;
+    struct ac_embedder emb;
+    struct ac_train_dataset *train, *dev, *test;
+};
+
+#define SYN_VOCAB 64
+#define SYN_DIM 16
+
+static void synth_setup(struct synth *s) {
+    static const int32_t cls[4] = {0, 1, 2, 3};
+    struct ac_nn_rng rng;
+    ac_nn_rng_seed(&rng, 99);
+    s->table = malloc(sizeof(float) * SYN_VOCAB * SYN_DIM);
+    assert_non_null(s->table);
+    for (int i = 0; i < SYN_VOCAB * SYN_DIM; i++) s->table[i] = ac_nn_rng_normal(&rng);
+    ac_embedder_from_f32(&s->emb, s->table, SYN_VOCAB, SYN_DIM);
+    s->train = make_synthetic(400, 1, cls, 4, SYN_VOCAB);
+    s->dev = make_synthetic(100, 2, cls, 4, SYN_VOCAB);
+    s->test = make_synthetic(200, 3, cls, 4, SYN_VOCAB);
+}
+
+static void synth_teardown(struct synth *s) {
+    ac_train_dataset_free(s->train);
+    ac_train_dataset_free(s->dev);
+    ac_train_dataset_free(s->test);
+    free(s->table);
+}
+
+static void test_params(struct ac_train_params *p, enum ac_meta meta) {
+    ac_train_params_default(p);
+    p->meta = meta;
+    p->epochs = 25;
+    p->lr = 3e-3f;
+    p->inner_lr = 3e-2f;
+    p->patience = 8;
+    p->seed = 7;
+    p->on_epoch = print_epoch;
+}
+
+static void train_and_route(enum ac_meta meta) {
+    char err[AC_ERR_LEN];
+    struct synth s;
+    synth_setup(&s);
+    struct ac_controller_config cfg;
+    tiny_config(&cfg, SYN_VOCAB, SYN_DIM);
+    struct ac_controller *ctrl;
+    assert_int_equal(ac_controller_new(&ctrl, &cfg, 5, err), 0);
+    struct ac_train_params p;
+    test_params(&p, meta);
+    struct ac_ctrl_loss_params lp = p.loss;
+    struct ac_train_metrics before, after;
+    assert_int_equal(ac_train_evaluate(ctrl, s.test, &s.emb, &lp, AC_TARGET_RANK, &before, err), 0);
+    struct ac_train_result res;
+    double t0 = ac_time_s();
+    int rc = ac_train(ctrl, s.train, s.dev, &s.emb, &p, &res, err);
+    if (rc != 0) printf("  %s\n", err);
+    assert_int_equal(rc, 0);
+    double secs = ac_time_s() - t0;
+    assert_int_equal(ac_train_evaluate(ctrl, s.test, &s.emb, &lp, AC_TARGET_RANK, &after, err), 0);
+    printf("  meta %s: %zu params, %d epochs (best %d) in %.1fs; train loss %.4f -> %.4f\n",
+           meta == AC_META_FOMAML ? "fomaml" : "none", ac_controller_n_params(ctrl), res.epochs_run, res.best_epoch,
+           secs, res.first_train_loss, res.last_train_loss);
+    printf("  held-out: loss %.4f -> %.4f, routed correctly %.1f%% (before %.1f%%), cost %.3f (oracle %.3f), "
+           "fidelity >= theta %.1f%%, pearson(c, rank) %.3f, pearson(c, 1-fid) %.3f\n",
+           before.loss, after.loss, 100 * after.accuracy, 100 * before.accuracy, after.mean_cost, after.oracle_cost,
+           100 * after.feasible, after.pearson_rank, after.pearson_fid);
+    assert_true(res.last_train_loss < res.first_train_loss);
+    assert_true(after.loss < before.loss);
+    assert_true(after.accuracy >= 0.9);
+    ac_controller_free(ctrl);
+    synth_teardown(&s);
+}
+
+static void test_train_fomaml(void **state) {
+    (void)state;
+    train_and_route(AC_META_FOMAML);
+}
+
+static void test_train_plain(void **state) {
+    (void)state;
+    train_and_route(AC_META_NONE);
+}
+
+/* Same seed -> the same weights, bit for bit; another seed -> others. */
+static void test_determinism(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN];
+    struct synth s;
+    synth_setup(&s);
+    struct ac_controller_config cfg;
+    tiny_config(&cfg, SYN_VOCAB, SYN_DIM);
+    struct ac_controller *a, *b, *c;
+    assert_int_equal(ac_controller_new(&a, &cfg, 5, err), 0);
+    assert_int_equal(ac_controller_new(&b, &cfg, 5, err), 0);
+    assert_int_equal(ac_controller_new(&c, &cfg, 5, err), 0);
+    struct ac_train_params p;
+    test_params(&p, AC_META_FOMAML);
+    p.epochs = 3;
+    p.on_epoch = NULL;
+    struct ac_train_result r;
+    assert_int_equal(ac_train(a, s.train, s.dev, &s.emb, &p, &r, err), 0);
+    assert_int_equal(ac_train(b, s.train, s.dev, &s.emb, &p, &r, err), 0);
+    p.seed = 8;
+    assert_int_equal(ac_train(c, s.train, s.dev, &s.emb, &p, &r, err), 0);
+    size_t bytes = sizeof(float) * ac_controller_n_params(a);
+    assert_memory_equal(a->params_block, b->params_block, bytes);
+    assert_memory_not_equal(a->params_block, c->params_block, bytes);
+    ac_controller_free(a);
+    ac_controller_free(b);
+    ac_controller_free(c);
+    synth_teardown(&s);
+}
+
+static void tmp_path(char *buf, size_t n, const char *name) {
+    snprintf(buf, n, "/tmp/ac_test_train_%ld_%s", (long)getpid(), name);
+}
+
+/* save -> load: the same configuration, parameters and decisions. */
+static void test_save_load(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN], path[256];
+    struct synth s;
+    synth_setup(&s);
+    struct ac_controller_config cfg;
+    tiny_config(&cfg, SYN_VOCAB, SYN_DIM);
+    cfg.act = AC_ACT_RELU;
+    snprintf(cfg.quant_names[3], AC_CTRL_NAME_LEN, "q2_0");
+    struct ac_controller *ctrl, *back;
+    assert_int_equal(ac_controller_new(&ctrl, &cfg, 5, err), 0);
+    struct ac_train_params p;
+    test_params(&p, AC_META_NONE);
+    p.epochs = 2;
+    p.on_epoch = NULL;
+    struct ac_train_result r;
+    /* the dataset's levels must match: rename there too */
+    snprintf(s.train->levels.quant_names[3], AC_CTRL_NAME_LEN, "q2_0");
+    snprintf(s.test->levels.quant_names[3], AC_CTRL_NAME_LEN, "q2_0");
+    assert_int_equal(ac_train(ctrl, s.train, NULL, &s.emb, &p, &r, err), 0);
+    tmp_path(path, sizeof path, "ctrl.gguf");
+    int rc = ac_controller_save(ctrl, path, err);
+    if (rc != 0) printf("  %s\n", err);
+    assert_int_equal(rc, 0);
+    rc = ac_controller_load(&back, path, err);
+    if (rc != 0) printf("  %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_memory_equal(&back->cfg, &ctrl->cfg, sizeof cfg);
+    assert_int_equal(ac_controller_n_params(back), ac_controller_n_params(ctrl));
+    assert_memory_equal(back->params_block, ctrl->params_block, sizeof(float) * ac_controller_n_params(ctrl));
+    for (int t = 0; t < s.test->n_tasks; t++) {
+        struct ac_decision d1, d2;
+        const int32_t *ids = ac_train_task_ids(s.test, t);
+        int n = s.test->tasks[t].n_ids;
+        assert_int_equal(ac_controller_decide_emb(ctrl, ids, n, &s.emb, &d1, err), 0);
+        assert_int_equal(ac_controller_decide_emb(back, ids, n, &s.emb, &d2, err), 0);
+        assert_int_equal(d1.config, d2.config);
+        assert_true(d1.complexity == d2.complexity);
+        assert_string_equal(d2.quant_name, cfg.quant_names[d2.level[0]]);
+    }
+    printf("  saved %s: %zu parameters, %d decisions identical after load\n", path, ac_controller_n_params(back),
+           s.test->n_tasks);
+    ac_controller_free(back);
+    remove(path);
+    /* not a controller */
+    assert_int_equal(ac_controller_load(&back, MODEL_PATH, err), -1);
+    printf("  load a model as a controller: %s\n", err);
+    assert_int_equal(ac_controller_load(&back, "/nonexistent/ctrl.gguf", err), -1);
+    ac_controller_free(ctrl);
+    synth_teardown(&s);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_jsonl(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN], path[256], path2[256];
+    static const int32_t cls[4] = {0, 1, 2, 3};
+    struct ac_train_dataset *ds = make_synthetic(20, 4, cls, 4, 64), *back;
+    tmp_path(path, sizeof path, "ds.jsonl");
+    assert_int_equal(ac_train_dataset_save_jsonl(ds, path, err), 0);
+    assert_int_equal(ac_train_load_profile(&back, path, err), 0);
+    assert_int_equal(back->n_tasks, ds->n_tasks);
+    assert_int_equal(back->n_configs, 36);
+    assert_int_equal(back->n_domains, ds->n_domains);
+    for (int t = 0; t < ds->n_tasks; t++) {
+        assert_int_equal(back->tasks[t].n_ids, ds->tasks[t].n_ids);
+        assert_memory_equal(ac_train_task_ids(back, t), ac_train_task_ids(ds, t), sizeof(int32_t) * ds->tasks[t].n_ids);
+        assert_string_equal(back->domains[back->tasks[t].domain], ds->domains[ds->tasks[t].domain]);
+        assert_int_equal(ac_train_task_best(back, t, 0.95f), ac_train_task_best(ds, t, 0.95f));
+    }
+    for (int i = 0; i < 36 * ds->n_tasks; i++) {
+        assert_true(back->cost[i] == ds->cost[i]); /* %.9g-free cJSON numbers round-trip floats */
+        assert_true(back->fid[i] == ds->fid[i]);
+    }
+    ac_train_dataset_free(back);
+    /* domain filter and split */
+    struct ac_train_dataset *cs, *tr, *dv;
+    assert_int_equal(ac_train_dataset_filter_domains(&cs, ds, "cs,physics", err), 0);
+    for (int t = 0; t < cs->n_tasks; t++) {
+        const char *d = cs->domains[cs->tasks[t].domain];
+        assert_true(strcmp(d, "cs") == 0 || strcmp(d, "physics") == 0);
+    }
+    assert_int_equal(ac_train_dataset_filter_domains(&back, ds, "astrology", err), -1);
+    assert_int_equal(ac_train_dataset_split(ds, 0.25f, 3, &tr, &dv, err), 0);
+    assert_int_equal(tr->n_tasks + dv->n_tasks, ds->n_tasks);
+    assert_int_equal(dv->n_tasks, 5);
+    ac_train_dataset_free(cs);
+    ac_train_dataset_free(tr);
+    ac_train_dataset_free(dv);
+
+    /* targets: class 0 needs the most expensive config (rank target 1),
+     * class 3 the cheapest (0) */
+    for (int t = 0; t < ds->n_tasks; t++) {
+        int k = ac_train_task_ids(ds, t)[0];
+        float r = ac_train_task_target(ds, t, 0.95f, AC_TARGET_RANK);
+        if (k == 0) assert_true(r == 1.0f);
+        if (k == 3) assert_true(r == 0.0f);
+        float f = ac_train_task_target(ds, t, 0.95f, AC_TARGET_FID);
+        assert_true(k == 3 ? f < 0.05f : f > 0.35f);
+    }
+
+    /* broken files: each rejected with FILE:LINE */
+    static const char *const bad[] = {
+        "",
+        "{\"tasks\": []}\n",
+        "{\"levels\": {\"quant\": [\"f16\"], \"prune\": [0], \"sparsity\": [0, 0.5]}}\n"
+        "{\"domain\": \"cs\", \"ids\": [1], \"cost\": [1], \"fidelity\": [1, 1]}\n",
+        "{\"levels\": {\"quant\": [\"f16\"], \"prune\": [0], \"sparsity\": [0]}}\n"
+        "{\"domain\": \"cs\", \"ids\": [], \"cost\": [1], \"fidelity\": [1]}\n",
+        "{\"levels\": {\"quant\": [\"f16\"], \"prune\": [0], \"sparsity\": [0]}}\n"
+        "{\"domain\": \"cs\", \"ids\": [1], \"cost\": [1], \"fidelity\": [1.5]}\n",
+        "{\"levels\": {\"quant\": [\"f16\"], \"prune\": [0], \"sparsity\": [0]}}\n"
+        "{\"domain\": \"cs\", \"ids\": [-3], \"cost\": [1], \"fidelity\": [1]}\n",
+        "{\"levels\": {\"quant\": [\"f16\"], \"prune\": [1.5], \"sparsity\": [0]}}\n",
+        "{\"levels\": {\"quant\": [\"f16\"], \"prune\": [0], \"sparsity\": [0]}}\n{not json\n",
+    };
+    tmp_path(path2, sizeof path2, "bad.jsonl");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(path2, bad[i]);
+        assert_int_equal(ac_train_load_profile(&back, path2, err), -1);
+        printf("  bad file %zu: %s\n", i, err);
+    }
+    assert_int_equal(ac_train_load_profile(&back, "profile.sqlite", err), -1);
+    printf("  %s\n", err);
+    remove(path);
+    remove(path2);
+    ac_train_dataset_free(ds);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN];
+    struct synth s;
+    synth_setup(&s);
+    struct ac_controller_config cfg;
+    tiny_config(&cfg, SYN_VOCAB, SYN_DIM);
+    struct ac_controller *ctrl;
+    assert_int_equal(ac_controller_new(&ctrl, &cfg, 5, err), 0);
+    struct ac_train_params p;
+    test_params(&p, AC_META_FOMAML);
+    p.on_epoch = NULL;
+    struct ac_train_result r;
+    /* empty dataset */
+    struct ac_train_dataset *empty;
+    struct ac_train_levels lv;
+    ac_train_levels_from_config(&lv, &cfg);
+    assert_int_equal(ac_train_dataset_new(&empty, &lv, err), 0);
+    assert_int_equal(ac_train(ctrl, empty, NULL, &s.emb, &p, &r, err), -1);
+    printf("  empty: %s\n", err);
+    assert_non_null(strstr(err, "empty"));
+    /* another configuration space (a profile of another variant set) */
+    struct ac_train_dataset *other;
+    lv.n[2] = 2;
+    assert_int_equal(ac_train_dataset_new(&other, &lv, err), 0);
+    float cost[24], fid[24];
+    for (int i = 0; i < 24; i++) cost[i] = fid[i] = 1.0f;
+    int32_t ids[2] = {1, 2};
+    assert_int_equal(ac_train_dataset_add(other, ids, 2, "cs", cost, fid, NULL, err), 0);
+    assert_int_equal(ac_train(ctrl, other, NULL, &s.emb, &p, &r, err), -1);
+    printf("  mismatched configs: %s\n", err);
+    assert_non_null(strstr(err, "24 configurations"));
+    /* same count, other names */
+    snprintf(s.dev->levels.quant_names[1], AC_CTRL_NAME_LEN, "q6_k");
+    assert_int_equal(ac_train(ctrl, s.train, s.dev, &s.emb, &p, &r, err), -1);
+    printf("  other variants: %s\n", err);
+    /* embeddings of another model */
+    struct ac_embedder small;
+    ac_embedder_from_f32(&small, s.table, SYN_VOCAB, SYN_DIM / 2);
+    assert_int_equal(ac_train(ctrl, s.train, NULL, &small, &p, &r, err), -1);
+    printf("  other embeddings: %s\n", err);
+    /* ids beyond the vocabulary */
+    int32_t big[3] = {0, 5, SYN_VOCAB + 3};
+    float c36[36], f36[36];
+    for (int i = 0; i < 36; i++) c36[i] = f36[i] = 0.5f;
+    struct ac_train_dataset *oov;
+    ac_train_levels_from_config(&lv, &cfg);
+    assert_int_equal(ac_train_dataset_new(&oov, &lv, err), 0);
+    assert_int_equal(ac_train_dataset_add(oov, big, 3, "cs", c36, f36, NULL, err), 0);
+    assert_int_equal(ac_train(ctrl, oov, NULL, &s.emb, &p, &r, err), -1);
+    printf("  out-of-vocabulary id: %s\n", err);
+    /* bad values */
+    f36[4] = 1.5f;
+    assert_int_equal(ac_train_dataset_add(oov, big, 3, "cs", c36, f36, NULL, err), -1);
+    f36[4] = 0.5f;
+    assert_int_equal(ac_train_dataset_add(oov, big, 0, "cs", c36, f36, NULL, err), -1);
+    assert_int_equal(ac_train_dataset_add(oov, big, 3, "", c36, f36, NULL, err), -1);
+    p.epochs = 0;
+    assert_int_equal(ac_train(ctrl, s.train, NULL, &s.emb, &p, &r, err), -1);
+    ac_train_dataset_free(oov);
+    ac_train_dataset_free(other);
+    ac_train_dataset_free(empty);
+    ac_controller_free(ctrl);
+    synth_teardown(&s);
+}
+
+/* The base model's own (Q4_1-dequantized) embeddings: class tokens are
+ * real ids, filler the rest of the vocabulary. Also times one decision of
+ * the default-size controller on 32 tokens (printed, not asserted). */
+static void test_real_embeddings(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN];
+    if (access(MODEL_PATH, R_OK) != 0) {
+        printf("  %s missing (make setup): skipped\n", MODEL_PATH);
+        skip();
+    }
+    struct ac_model *m;
+    assert_int_equal(ac_model_load(&m, MODEL_PATH, err), 0);
+    struct ac_embedder emb;
+    ac_embedder_from_model(&emb, m);
+    static const int32_t cls[4] = {1000, 2000, 3000, 4000};
+    struct ac_train_dataset *train = make_synthetic(300, 11, cls, 5000, m->cfg.n_vocab),
+                            *dev = make_synthetic(100, 13, cls, 5000, m->cfg.n_vocab),
+                            *test = make_synthetic(200, 12, cls, 5000, m->cfg.n_vocab);
+    struct ac_controller_config cfg;
+    tiny_config(&cfg, m->cfg.n_vocab, m->cfg.dim);
+    struct ac_controller *ctrl;
+    assert_int_equal(ac_controller_new(&ctrl, &cfg, 5, err), 0);
+    struct ac_train_params p;
+    test_params(&p, AC_META_FOMAML);
+    p.epochs = 40;
+    struct ac_train_result res;
+    double t0 = ac_time_s();
+    assert_int_equal(ac_train(ctrl, train, dev, &emb, &p, &res, err), 0);
+    struct ac_train_metrics mt;
+    assert_int_equal(ac_train_evaluate(ctrl, test, &emb, &p.loss, AC_TARGET_RANK, &mt, err), 0);
+    printf("  real embeddings (%d x %d, %s): %.1fs, train loss %.4f -> %.4f, held-out routed correctly %.1f%%\n",
+           m->cfg.n_vocab, m->cfg.dim, "q4_1", ac_time_s() - t0, res.first_train_loss, res.last_train_loss,
+           100 * mt.accuracy);
+    assert_true(mt.accuracy >= 0.9);
+    ac_controller_free(ctrl);
+
+    /* decision latency of the default controller (2 x 128 x 4) */
+    ac_controller_config_default(&cfg, m->cfg.n_vocab, m->cfg.dim);
+    assert_int_equal(ac_controller_new(&ctrl, &cfg, 5, err), 0);
+    int32_t ids[32];
+    for (int i = 0; i < 32; i++) ids[i] = 100 + 37 * i;
+    struct ac_decision d;
+    double best = 1e9, total = 0;
+    const int reps = 50;
+    for (int i = 0; i < reps; i++) {
+        assert_int_equal(ac_controller_decide(ctrl, ids, 32, m, &d, err), 0);
+        total += d.seconds;
+        if (d.seconds < best) best = d.seconds;
+    }
+    printf("  default controller (%zu params): decision on 32 tokens: best %.0f us, mean %.0f us\n",
+           ac_controller_n_params(ctrl), best * 1e6, total / reps * 1e6);
+    ac_controller_free(ctrl);
+    ac_train_dataset_free(train);
+    ac_train_dataset_free(dev);
+    ac_train_dataset_free(test);
+    ac_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_fomaml),
+        cmocka_unit_test(test_train_plain),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_real_embeddings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
