@@ -808,9 +808,9 @@ static void dequantize_row_q8_K(const void *restrict vx, float *restrict y, int6
 /* Scales tried per block: (3 + Q2_0_RMIN + Q2_0_RDELTA * is) / (max - min)
  * for is = 0..Q2_0_NSTEP, i.e. 2.6 to 3.4 steps over the block's range,
  * each with its least-squares scale and offset. */
-#define Q2_0_NSTEP 8
+#define Q2_0_NSTEP 4
 #define Q2_0_RMIN (-0.4f)
-#define Q2_0_RDELTA 0.1f
+#define Q2_0_RDELTA 0.2f
 #define Q2_0_ROUNDS 4
 
 /* Sums over a block for codes L: sum L, sum L^2 (exact integers), sum L*x. */
