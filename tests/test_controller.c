@@ -107,6 +107,34 @@ static void test_fd_linear(void **state) {
     free(c.inp), free(c.w), free(c.b), free(c.out), free(c.r), free(dinp), free(dw), free(db);
 }
 
+/* The AVX2 forward against the scalar reference, odd sizes, misaligned. */
+static void test_linear_simd(void **state) {
+    (void)state;
+    if (!ac_nn_have_avx2()) {
+        printf("  no AVX2/FMA: skipped\n");
+        skip();
+    }
+    static const int sizes[][3] = {{1, 1, 1}, {3, 7, 5}, {2, 33, 9}, {5, 576, 131}, {32, 128, 384}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int T = sizes[k][0], C = sizes[k][1], OC = sizes[k][2];
+        float *x = alloc_rand(T * C + 1, 1.0f), *w = alloc_rand(OC * C + 1, 0.5f), *b = alloc_rand(OC, 0.5f);
+        float *o1 = alloc_zero(T * OC), *o2 = alloc_zero(T * OC);
+        ac_nn_linear_forward_ref(o1, x + 1, w + 1, b, T, C, OC);
+        ac_nn_linear_forward_avx2(o2, x + 1, w + 1, b, T, C, OC);
+        double worst = 0.0;
+        for (int i = 0; i < T * OC; i++) {
+            double e = fabs((double)o1[i] - o2[i]) / fmax(1.0, fabs((double)o1[i]));
+            if (e > worst) worst = e;
+        }
+        printf("  linear avx2 vs ref T=%d C=%d OC=%d: max rel diff %.2e\n", T, C, OC, worst);
+        assert_true(worst < 1e-5 * sqrt((double)C));
+        ac_nn_linear_forward_avx2(o2, x + 1, w + 1, NULL, T, C, OC);
+        ac_nn_linear_forward_ref(o1, x + 1, w + 1, NULL, T, C, OC);
+        for (int i = 0; i < T * OC; i++) assert_true(fabsf(o1[i] - o2[i]) <= 1e-5f * sqrtf((float)C) * fmaxf(1.0f, fabsf(o1[i])));
+        free(x), free(w), free(b), free(o1), free(o2);
+    }
+}
+
 /* ------------------------------------------------------------------------
  * layernorm */
 
@@ -656,6 +684,7 @@ int main(void) {
     ac_nn_rng_seed(&rng, 12345);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_linear),
+        cmocka_unit_test(test_linear_simd),
         cmocka_unit_test(test_fd_layernorm),
         cmocka_unit_test(test_fd_attention),
         cmocka_unit_test(test_attention_mask_is_prefix),

@@ -37,7 +37,7 @@ void ac_controller_config_default(struct ac_controller_config *c, int n_vocab, i
     c->d_model = 128;
     c->n_layers = 2;
     c->n_heads = 4;
-    c->ffn_dim = 512;
+    c->ffn_dim = 256;
     c->act = AC_ACT_GELU;
     c->clp_heads = 4;
     c->clp_dim = 256;

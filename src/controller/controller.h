@@ -60,7 +60,7 @@ struct ac_controller_config {
     float sparsity_levels[AC_CTRL_MAX_LEVELS];               /* targets, e.g. 0, 0.25, 0.5 */
 };
 
-/* Defaults: k 32, 2 layers x 128 wide x 4 heads, ffn 512, GELU, predictor
+/* Defaults: k 32, 2 layers x 128 wide x 4 heads, ffn 256, GELU, predictor
  * 4 heads x 256 -> 128 -> 1, policy heads 64 wide; levels f16,q8_0,q4_0,q2_k
  * x {0,0.1,0.2} x {0,0.25,0.5}. */
 void ac_controller_config_default(struct ac_controller_config *c, int n_vocab, int embd_dim);

@@ -27,7 +27,22 @@ void ac_nn_axpy(float *y, float alpha, const float *x, int n) {
 /* ------------------------------------------------------------------------
  * linear */
 
+bool ac_nn_have_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
 void ac_nn_linear_forward(float *out, const float *inp, const float *w, const float *b, int T, int C, int OC) {
+    if (ac_nn_have_avx2())
+        ac_nn_linear_forward_avx2(out, inp, w, b, T, C, OC);
+    else
+        ac_nn_linear_forward_ref(out, inp, w, b, T, C, OC);
+}
+
+void ac_nn_linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int T, int C, int OC) {
     for (int t = 0; t < T; t++) {
         const float *x = inp + (size_t)t * C;
         float *o = out + (size_t)t * OC;

@@ -16,6 +16,7 @@
 #ifndef AC_CONTROLLER_NN_H
 #define AC_CONTROLLER_NN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,8 +31,13 @@ float ac_nn_dot(const float *a, const float *b, int n);
 /* y += alpha * x over n floats. */
 void ac_nn_axpy(float *y, float alpha, const float *x, int n);
 
-/* ---- linear: out (T, OC) = inp (T, C) @ W (OC, C)^T + b (OC); b may be NULL ---- */
+/* ---- linear: out (T, OC) = inp (T, C) @ W (OC, C)^T + b (OC); b may be NULL ----
+ * The forward uses the AVX2/FMA kernel when the CPU has it, else the
+ * scalar reference; both are exported for the test that compares them. */
 void ac_nn_linear_forward(float *out, const float *inp, const float *w, const float *b, int T, int C, int OC);
+void ac_nn_linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int T, int C, int OC);
+void ac_nn_linear_forward_avx2(float *out, const float *inp, const float *w, const float *b, int T, int C, int OC);
+bool ac_nn_have_avx2(void);
 void ac_nn_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                            int T, int C, int OC);
 

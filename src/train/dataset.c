@@ -463,6 +463,6 @@ float ac_train_task_target(const struct ac_train_dataset *ds, int task, float th
     /* rank of best in cost order (ties broken by index, as in _best) */
     int rank = 0;
     for (int c = 0; c < nc; c++)
-        if (cost[c] < cost[best] || (cost[c] == cost[best] && c < best)) rank++;
+        if (cost[c] < cost[best] || (c < best && cost[c] == cost[best])) rank++;
     return (float)rank / (float)(nc - 1);
 }
