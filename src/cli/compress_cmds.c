@@ -138,8 +138,9 @@ int cmd_calibrate(int argc, char **argv) {
         cJSON *cj = ac_calibration_to_json(&cal);
         cJSON_AddStringToObject(cj, "text", text);
         cJSON_AddItemToObject(vj, "calibration", cj);
-        fprintf(stderr, "calibrate: %s: lowest-influence layers %d, %d, %d\n", v->name, cal.prune_order[0],
-                cal.prune_order[1], cal.prune_order[2]);
+        fprintf(stderr, "calibrate: %s: lowest-influence layers", v->name);
+        for (int l = 0; l < cal.n_layers && l < 3; l++) fprintf(stderr, " %d", cal.prune_order[l]);
+        fputc('\n', stderr);
         ac_calibration_free(&cal);
         ac_model_free(m);
     }
