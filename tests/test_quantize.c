@@ -80,9 +80,13 @@ static bool exists(const char *p) {
     return lstat(p, &st) == 0;
 }
 
-static void sh(const char *fmt, const char *arg) {
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...) {
     char cmd[512];
-    snprintf(cmd, sizeof cmd, fmt, arg, arg, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -292,8 +296,8 @@ static int make_variants(void **state) {
 
 static int remove_variants(void **state) {
     (void)state;
-    sh("rm -rf %s %s.tmp", vdir);
-    sh("rm -rf %s %s.tmp", work);
+    sh("rm -rf %s %s.tmp", vdir, vdir);
+    sh("rm -rf %s %s.tmp", work, work);
     return 0;
 }
 
@@ -481,7 +485,7 @@ static void count_progress(void *user, const char *variant, int index, int count
 static void test_directory_rules(void **state) {
     (void)state;
     char err[AC_ERR_LEN], out[96], path[160];
-    sh("rm -rf %s && mkdir -p %s", work);
+    sh("rm -rf %s && mkdir -p %s", work, work);
     snprintf(out, sizeof out, "%s/v", work);
     /* fresh: works, reports progress, names the 2-bit variant q2_0 */
     struct count cnt = {0};
@@ -506,7 +510,7 @@ static void test_directory_rules(void **state) {
     assert_false(exists(path));
     /* a directory that is not a variants directory is never replaced */
     snprintf(path, sizeof path, "%s/notes", work);
-    sh("mkdir -p %s && touch %s/precious", path);
+    sh("mkdir -p %s && touch %s/precious", path, path);
     expect(quantize_tiny(path, true, err), err, "not a variants directory");
     char precious[200];
     snprintf(precious, sizeof precious, "%s/precious", path);
@@ -563,7 +567,7 @@ static void test_manifest_reader(void **state) {
     (void)state;
     char err[AC_ERR_LEN], dir[96], path[160];
     snprintf(dir, sizeof dir, "%s/m", work);
-    sh("rm -rf %s && mkdir -p %s", dir);
+    sh("rm -rf %s && mkdir -p %s", dir, dir);
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     static const struct {
         const char *json, *needle;

@@ -158,10 +158,10 @@ static char *path_join(const char *dir, const char *name) {
 /* Checks that dir holds only plain files (no subdirectories, links kept
  * as entries). *has_manifest tells whether manifest.json is among them. */
 static int check_flat(const char *dir, bool *has_manifest, bool *empty, char *err) {
-    DIR *d = opendir(dir);
-    if (!d) return ac_errf(err, "%s: %s", dir, strerror(errno));
     *has_manifest = false;
     *empty = true;
+    DIR *d = opendir(dir);
+    if (!d) return ac_errf(err, "%s: %s", dir, strerror(errno));
     int rc = 0;
     const struct dirent *e;
     while ((e = readdir(d))) {
