@@ -1,0 +1,159 @@
+/* server.h - OpenAI-compatible HTTP server: POST /v1/chat/completions,
+ * POST /v1/completions (both with server-sent-event streaming), GET
+ * /v1/models, GET /health, GET /metrics (Prometheus text).
+ *
+ * Concurrency: libmicrohttpd runs one thread per connection (bounded by
+ * max_connections); handlers parse and tokenize on that thread, then queue
+ * the request (bounded by max_queue) to one inference worker thread that
+ * owns the backend's contexts and runs requests one at a time. Handlers
+ * wait on the request for the whole answer, or for streamed text as it
+ * arrives.
+ *
+ * What runs a request is a backend: it resolves the requested model name,
+ * formats and tokenizes the prompt (on the HTTP thread, thread-safe), and
+ * generates (on the worker). The single-model backend is the only one so
+ * far; a variant cache or a remote endpoint is another implementation of
+ * struct ac_backend_ops. */
+#ifndef AC_SERVER_H
+#define AC_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/common.h"
+
+/* ------------------------------------------------------------- requests */
+
+#define AC_MAX_STOP 4          /* stop strings per request (OpenAI's limit) */
+#define AC_MAX_STOP_BYTES 256  /* bytes per stop string */
+
+enum ac_api_kind { AC_API_CHAT, AC_API_COMPLETION };
+
+struct ac_chat_message {
+    char *role; /* "system", "user" or "assistant" */
+    char *content;
+};
+
+/* One validated generation request; every string is owned by it. */
+struct ac_gen_request {
+    enum ac_api_kind kind;
+    char *model; /* as the client named it; NULL: the backend's default */
+    struct ac_chat_message *messages; /* chat */
+    int n_messages;
+    char *prompt; /* completion */
+    int max_tokens; /* 0: until the end of the context */
+    float temperature; /* 0: greedy */
+    float top_p;
+    uint64_t seed;
+    char *stop[AC_MAX_STOP];
+    int n_stop;
+    bool stream;
+    bool include_usage; /* stream_options.include_usage */
+};
+
+void ac_gen_request_free(struct ac_gen_request *r);
+
+/* An error as the API reports it: HTTP status and OpenAI's error object. */
+struct ac_api_error {
+    int status;
+    const char *type;  /* "invalid_request_error", "authentication_error", ... */
+    const char *code;  /* NULL or e.g. "model_not_found" */
+    const char *param; /* NULL or the offending field */
+    char message[AC_ERR_LEN];
+};
+
+/* Fills e and returns -1. */
+int ac_api_errorf(struct ac_api_error *e, int status, const char *type, const char *code, const char *param,
+                  const char *fmt, ...) AC_PRINTF(6, 7);
+
+/* -------------------------------------------------------------- backends */
+
+/* What one run did. */
+struct ac_run_result {
+    int n_prompt;      /* prompt tokens processed */
+    int n_generated;   /* tokens the model produced (a final end token included) */
+    bool hit_length;   /* stopped by max_tokens or the end of the context */
+    double cost_bytes; /* bytes of weights read for the prompt and the generated tokens */
+    const char *variant; /* the variant that ran it (lives as long as the backend) */
+    double complexity;   /* predicted task complexity; < 0 when nothing predicted it */
+};
+
+/* Receives generated text as it is produced (any byte split: a UTF-8
+ * character may straddle calls); returns true to stop generating. */
+typedef bool (*ac_text_fn)(void *user, const char *text, size_t len);
+
+struct ac_backend;
+struct ac_prepared; /* a request made ready to run, backend-specific */
+
+struct ac_backend_ops {
+    /* Model names clients may use, for GET /v1/models; index 0 is the default. */
+    int (*n_models)(const struct ac_backend *b);
+    const char *(*model_name)(const struct ac_backend *b, int i);
+    /* Thread-safe (runs on HTTP threads): resolves req->model, formats and
+     * tokenizes the prompt and checks it fits. Returns 0 and *out (free it
+     * with prepared_free), or -1 and e (a 4xx). */
+    int (*prepare)(struct ac_backend *b, const struct ac_gen_request *req, struct ac_prepared **out,
+                   struct ac_api_error *e);
+    /* Prompt tokens of a prepared request. */
+    int (*n_prompt)(const struct ac_prepared *p);
+    /* Runs on the worker thread, one run at a time: generates, handing text
+     * to emit until it asks to stop. Returns 0 and res, or -1 and err. */
+    int (*run)(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
+               void *user, struct ac_run_result *res, char *err);
+    void (*prepared_free)(struct ac_prepared *p);
+    void (*free)(struct ac_backend *b);
+};
+
+/* Implementations start with this struct. */
+struct ac_backend {
+    const struct ac_backend_ops *ops;
+};
+
+void ac_backend_free(struct ac_backend *b);
+
+struct ac_single_params {
+    int n_ctx;     /* 0: the library's default */
+    int n_threads; /* 0: number of cores */
+};
+
+/* One GGUF model and one context. Its variant name is the file's name
+ * without ".gguf"; requests may name that or "agentcompress" (the router). */
+int ac_backend_single_new(struct ac_backend **out, const char *model_path, const struct ac_single_params *p,
+                          char *err);
+
+/* ChatML as SmolLM2's tokenizer.chat_template writes it: the default system
+ * message first when the conversation does not start with one, each message
+ * as <|im_start|>ROLE\nCONTENT<|im_end|>\n, then <|im_start|>assistant\n.
+ * Calls seg in order with each piece; special pieces are the control tokens.
+ * Returns 0, or the first non-zero value seg returns. */
+typedef int (*ac_chat_seg_fn)(void *user, const char *text, size_t len, bool special);
+int ac_chatml_walk(const struct ac_chat_message *msgs, int n, ac_chat_seg_fn seg, void *user);
+/* The same as one malloc'd string (NULL when out of memory). */
+char *ac_chatml_format(const struct ac_chat_message *msgs, int n);
+
+/* ---------------------------------------------------------------- server */
+
+struct ac_server_config {
+    const char *host;       /* numeric IPv4 or IPv6 address; NULL: 127.0.0.1 */
+    int port;               /* 0: any free port (see ac_server_port) */
+    const char *api_key;    /* NULL or "": no authentication */
+    size_t max_body;        /* request body bytes; 0: 1 MiB */
+    int max_connections;    /* 0: 64 */
+    int max_queue;          /* requests waiting for the worker; 0: 64 */
+    FILE *log;              /* one line per request, or NULL */
+};
+
+struct ac_server;
+
+/* Starts listening and the worker. The backend stays the caller's and must
+ * outlive the server. */
+int ac_server_start(struct ac_server **out, const struct ac_server_config *cfg, struct ac_backend *backend,
+                    char *err);
+int ac_server_port(const struct ac_server *s);
+/* Stops accepting connections, answers the requests already received
+ * (queued and running ones run to the end), then frees the server. */
+void ac_server_stop(struct ac_server *s);
+
+#endif
