@@ -22,6 +22,7 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 char *cli_read_file(const char *path, size_t *len);
 
 int cmd_generate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_kld(int argc, char **argv);

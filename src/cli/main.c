@@ -77,6 +77,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"generate", cmd_generate, "generate text from a GGUF model"},
+    {"serve", cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
     {"quantize", cmd_quantize, "write the f16/q8_0/q4_0/int2 variants of a model and their manifest"},
     {"calibrate", cmd_calibrate, "measure layer influence and sparsity thresholds of each variant"},
     {"kld", cmd_kld, "score every configuration against the f16 variant (PPL, KLD, same top-1)"},
