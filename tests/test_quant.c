@@ -102,8 +102,10 @@ static void test_traits_table(void **state) {
     } expected[] = {
         {AC_TYPE_F32, "f32", 1, 4, AC_TYPE_F32},       {AC_TYPE_F16, "f16", 1, 2, AC_TYPE_F16},
         {AC_TYPE_Q4_0, "q4_0", 32, 18, AC_TYPE_Q8_0},  {AC_TYPE_Q4_1, "q4_1", 32, 20, AC_TYPE_Q8_1},
+        {AC_TYPE_Q5_0, "q5_0", 32, 22, AC_TYPE_Q8_0},  {AC_TYPE_Q5_1, "q5_1", 32, 24, AC_TYPE_Q8_1},
         {AC_TYPE_Q8_0, "q8_0", 32, 34, AC_TYPE_Q8_0},  {AC_TYPE_Q8_1, "q8_1", 32, 36, AC_TYPE_Q8_1},
-        {AC_TYPE_Q2_K, "q2_K", 256, 84, AC_TYPE_Q8_K}, {AC_TYPE_Q4_K, "q4_K", 256, 144, AC_TYPE_Q8_K},
+        {AC_TYPE_Q2_K, "q2_K", 256, 84, AC_TYPE_Q8_K}, {AC_TYPE_Q3_K, "q3_K", 256, 110, AC_TYPE_Q8_K},
+        {AC_TYPE_Q4_K, "q4_K", 256, 144, AC_TYPE_Q8_K}, {AC_TYPE_Q5_K, "q5_K", 256, 176, AC_TYPE_Q8_K},
         {AC_TYPE_Q6_K, "q6_K", 256, 210, AC_TYPE_Q8_K}, {AC_TYPE_Q8_K, "q8_K", 256, 292, AC_TYPE_Q8_K},
         {AC_TYPE_Q2_0, "q2_0", 32, 12, AC_TYPE_Q8_1},
     };
@@ -130,14 +132,16 @@ static void test_traits_table(void **state) {
         assert_true((t->vec_dot == NULL) == (t->vec_dot_ref == NULL));
         if (ids[i] != AC_TYPE_Q8_1 && ids[i] != AC_TYPE_Q8_K) assert_non_null(t->vec_dot);
     }
-    assert_null(ac_type_traits(6)); /* Q5_0 id: not supported */
+    assert_null(ac_type_traits(20)); /* IQ4_NL id: not supported */
     assert_null(ac_type_traits(AC_TYPE_COUNT));
     assert_null(ac_type_traits(0xFFFFFFFFu));
     assert_int_equal(ac_row_size(AC_TYPE_Q4_0, 64), 36);
     assert_int_equal(ac_row_size(AC_TYPE_Q4_0, 33), 0);
     assert_int_equal(ac_row_size(AC_TYPE_Q4_K, 255), 0);
     assert_int_equal(ac_row_size(AC_TYPE_Q4_K, -256), 0);
-    assert_int_equal(ac_row_size(7, 64), 0);
+    assert_int_equal(ac_row_size(20, 64), 0);
+    assert_int_equal(ac_row_size(AC_TYPE_Q5_1, 64), 48);
+    assert_int_equal(ac_row_size(AC_TYPE_Q3_K, 512), 220);
     assert_int_equal(ac_row_size(AC_TYPE_F16, 3), 6);
 }
 
@@ -145,7 +149,8 @@ static void test_traits_table(void **state) {
 
 static void test_ggml_fixtures(void **state) {
     (void)state;
-    static const char *const names[] = {"f16", "q4_0", "q4_1", "q8_0", "q8_1", "q2_K", "q4_K", "q6_K", "q8_K"};
+    static const char *const names[] = {"f16",  "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q8_1",
+                                         "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_K"};
     size_t in_len;
     float *x = read_file("tests/fixtures/quant_input.f32", &in_len);
     assert_int_equal(in_len, FIXTURE_N * sizeof(float));
@@ -191,7 +196,8 @@ static void test_roundtrip_rmse(void **state) {
     } bounds[] = {
         {AC_TYPE_F32, 0},       {AC_TYPE_F16, 4e-4},   {AC_TYPE_Q4_0, 0.12}, {AC_TYPE_Q4_1, 0.10},
         {AC_TYPE_Q8_0, 0.008},  {AC_TYPE_Q8_1, 0.008}, {AC_TYPE_Q2_K, 0.40}, {AC_TYPE_Q4_K, 0.10},
-        {AC_TYPE_Q6_K, 0.025}, {AC_TYPE_Q8_K, 0.008},
+        {AC_TYPE_Q6_K, 0.025}, {AC_TYPE_Q8_K, 0.008}, {AC_TYPE_Q5_0, 0.06}, {AC_TYPE_Q5_1, 0.05},
+        {AC_TYPE_Q3_K, 0.20},  {AC_TYPE_Q5_K, 0.05},
     };
     const int64_t n = 8192;
     float *x = xmalloc(n * sizeof(float)), *y = xmalloc(n * sizeof(float)), *y2 = xmalloc(n * sizeof(float));
@@ -247,6 +253,7 @@ static void test_vec_dot_vs_float(void **state) {
     } bounds[] = {
         {AC_TYPE_F32, 1e-6},   {AC_TYPE_F16, 1e-3},   {AC_TYPE_Q4_0, 0.02}, {AC_TYPE_Q4_1, 0.02},
         {AC_TYPE_Q8_0, 0.004}, {AC_TYPE_Q2_K, 0.06}, {AC_TYPE_Q4_K, 0.02}, {AC_TYPE_Q6_K, 0.006},
+        {AC_TYPE_Q5_0, 0.01},  {AC_TYPE_Q5_1, 0.01}, {AC_TYPE_Q3_K, 0.03}, {AC_TYPE_Q5_K, 0.01},
     };
     const int64_t n = 4096;
     float *x = xmalloc(n * sizeof(float)), *y = xmalloc(n * sizeof(float));

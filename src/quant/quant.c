@@ -311,6 +311,123 @@ static void vec_dot_q8_0_q8_0_ref(int n, float *restrict s, const void *restrict
 }
 
 /* ======================================================================
+ * Q5_0, Q5_1: Q4_0 / Q4_1 with a fifth bit per element (qh)
+ * ====================================================================== */
+
+static void quantize_row_q5_0_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q5_0 *restrict y = vy;
+    const int64_t nb = n / QK5_0;
+    for (int64_t i = 0; i < nb; i++) {
+        float amax = 0.0f; /* the element of largest magnitude, sign kept */
+        float max = 0.0f;
+        for (int j = 0; j < QK5_0; j++) {
+            const float v = x[i * QK5_0 + j];
+            if (amax < fabsf(v)) {
+                amax = fabsf(v);
+                max = v;
+            }
+        }
+        const float d = max / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = FP32_TO_FP16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < QK5_0 / 2; ++j) {
+            const float x0 = x[i * QK5_0 + j] * id;
+            const float x1 = x[i * QK5_0 + QK5_0 / 2 + j] * id;
+            const uint8_t xi0 = (uint8_t)MIN(31, (int8_t)(x0 + 16.5f));
+            const uint8_t xi1 = (uint8_t)MIN(31, (int8_t)(x1 + 16.5f));
+            y[i].qs[j] = (uint8_t)((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+            qh |= ((xi0 & 0x10u) >> 4) << j;
+            qh |= ((xi1 & 0x10u) >> 4) << (j + QK5_0 / 2);
+        }
+        memcpy(y[i].qh, &qh, sizeof qh);
+    }
+}
+
+static void quantize_row_q5_1_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q5_1 *restrict y = vy;
+    const int64_t nb = n / QK5_1;
+    for (int64_t i = 0; i < nb; i++) {
+        float min = FLT_MAX;
+        float max = -FLT_MAX;
+        for (int j = 0; j < QK5_1; j++) {
+            const float v = x[i * QK5_1 + j];
+            if (v < min) min = v;
+            if (v > max) max = v;
+        }
+        const float d = (max - min) / ((1 << 5) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = FP32_TO_FP16(d);
+        y[i].m = FP32_TO_FP16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < QK5_1 / 2; ++j) {
+            const float x0 = (x[i * QK5_1 + j] - min) * id;
+            const float x1 = (x[i * QK5_1 + QK5_1 / 2 + j] - min) * id;
+            const uint8_t xi0 = (uint8_t)(x0 + 0.5f);
+            const uint8_t xi1 = (uint8_t)(x1 + 0.5f);
+            y[i].qs[j] = (uint8_t)((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+            qh |= ((xi0 & 0x10u) >> 4) << j;
+            qh |= ((xi1 & 0x10u) >> 4) << (j + QK5_1 / 2);
+        }
+        memcpy(y[i].qh, &qh, sizeof qh);
+    }
+}
+
+/* 5-bit code (0..31) of element j of a Q5_0 / Q5_1 block. */
+static inline int q5_code(const uint8_t *qs, const uint8_t *qh, int j) {
+    uint32_t h;
+    memcpy(&h, qh, sizeof h);
+    const int lo = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+    return lo | (int)(((h >> j) & 1u) << 4);
+}
+
+static void dequantize_row_q5_0(const void *restrict vx, float *restrict y, int64_t n) {
+    const block_q5_0 *restrict x = vx;
+    const int64_t nb = n / QK5_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = FP16_TO_FP32(x[i].d);
+        for (int j = 0; j < QK5_0; ++j) y[i * QK5_0 + j] = (q5_code(x[i].qs, x[i].qh, j) - 16) * d;
+    }
+}
+
+static void dequantize_row_q5_1(const void *restrict vx, float *restrict y, int64_t n) {
+    const block_q5_1 *restrict x = vx;
+    const int64_t nb = n / QK5_1;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = FP16_TO_FP32(x[i].d);
+        const float m = FP16_TO_FP32(x[i].m);
+        for (int j = 0; j < QK5_1; ++j) y[i * QK5_1 + j] = q5_code(x[i].qs, x[i].qh, j) * d + m;
+    }
+}
+
+static void vec_dot_q5_0_q8_0_ref(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_0 *restrict x = vx;
+    const block_q8_0 *restrict y = vy;
+    const int nb = n / QK8_0;
+    float sumf = 0;
+    for (int i = 0; i < nb; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK5_0; ++j) sumi += (q5_code(x[i].qs, x[i].qh, j) - 16) * y[i].qs[j];
+        sumf += sumi * (FP16_TO_FP32(x[i].d) * FP16_TO_FP32(y[i].d));
+    }
+    *s = sumf;
+}
+
+static void vec_dot_q5_1_q8_1_ref(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_1 *restrict x = vx;
+    const block_q8_1 *restrict y = vy;
+    const int nb = n / QK8_1;
+    float sumf = 0;
+    for (int i = 0; i < nb; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK5_1; ++j) sumi += q5_code(x[i].qs, x[i].qh, j) * y[i].qs[j];
+        /* x = d*q + m: dot = dx*dy*sum(q*qy) + m*s, as Q4_1 */
+        sumf += sumi * (FP16_TO_FP32(x[i].d) * FP16_TO_FP32(y[i].d)) + FP16_TO_FP32(x[i].m) * FP16_TO_FP32(y[i].s);
+    }
+    *s = sumf;
+}
+
+/* ======================================================================
  * K-quant helpers (ggml's make_*_quants, reference path: no imatrix)
  * ====================================================================== */
 
@@ -551,6 +668,176 @@ static void vec_dot_q2_K_q8_K_ref(int n, float *restrict s, const void *restrict
 }
 
 /* ======================================================================
+ * Q3_K
+ * ====================================================================== */
+
+/* Symmetric quants in [-nmax, nmax-1] for one group (Q3_K), stored + nmax.
+ * With do_rmse, up to 5 passes move single quants wherever that raises
+ * the weighted (x^2) fit sumlx^2 / suml2. Returns the scale. */
+static float make_q3_quants(int n, int nmax, const float *restrict x, int8_t *restrict L, bool do_rmse) {
+    float max = 0;
+    float amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        return 0.f;
+    }
+    const float iscale = -nmax / max;
+    if (do_rmse) {
+        float sumlx = 0;
+        float suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * x[i]);
+            l = MAX(-nmax, MIN(nmax - 1, l));
+            L[i] = (int8_t)l;
+            const float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; ++itry) {
+            int n_changed = 0;
+            for (int i = 0; i < n; ++i) {
+                const float w = x[i] * x[i];
+                float slx = sumlx - w * x[i] * L[i];
+                if (slx > 0) {
+                    float sl2 = suml2 - w * L[i] * L[i];
+                    int new_l = nearest_int(x[i] * sl2 / slx);
+                    new_l = MAX(-nmax, MIN(nmax - 1, new_l));
+                    if (new_l != L[i]) {
+                        slx += w * x[i] * new_l;
+                        sl2 += w * new_l * new_l;
+                        if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                            L[i] = (int8_t)new_l;
+                            sumlx = slx;
+                            suml2 = sl2;
+                            ++n_changed;
+                        }
+                    }
+                }
+            }
+            if (!n_changed) break;
+        }
+        for (int i = 0; i < n; ++i) L[i] = (int8_t)(L[i] + nmax);
+        return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+    }
+    for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * x[i]);
+        l = MAX(-nmax, MIN(nmax - 1, l));
+        L[i] = (int8_t)(l + nmax);
+    }
+    return 1 / iscale;
+}
+
+/* The signed scale (sc - 32, in [-32, 31]) of group g (0..15) of a Q3_K block. */
+static inline int q3_K_scale(const uint8_t *restrict scales, int g) {
+    const int lo = g < 8 ? (scales[g] & 0xF) : (scales[g - 8] >> 4);
+    const int hi = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+/* Element e (0..255) of a Q3_K block as a signed value q - 4, in [-4, 3]. */
+static inline int q3_K_value(const block_q3_K *b, int e) {
+    const int low2 = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+    const int high = (b->hmask[e % 32] >> (e / 32)) & 1;
+    return (low2 | (high << 2)) - 4;
+}
+
+static void quantize_row_q3_K_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q3_K *restrict y = vy;
+    const int64_t nb = n / QK_K;
+    int8_t L[QK_K];
+    float scales[QK_K / 16];
+
+    for (int64_t i = 0; i < nb; i++) {
+        float max_scale = 0;
+        float amax = 0;
+        for (int j = 0; j < QK_K / 16; ++j) {
+            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j, true);
+            const float scale = fabsf(scales[j]);
+            if (scale > amax) {
+                amax = scale;
+                max_scale = scales[j];
+            }
+        }
+        memset(y[i].scales, 0, sizeof y[i].scales);
+        if (max_scale) {
+            const float iscale = -32.f / max_scale;
+            for (int j = 0; j < QK_K / 16; ++j) {
+                int8_t l = (int8_t)nearest_int(iscale * scales[j]);
+                l = (int8_t)(MAX(-32, MIN(31, l)) + 32);
+                if (j < 8)
+                    y[i].scales[j] = (uint8_t)(l & 0xF);
+                else
+                    y[i].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+                l = (int8_t)(l >> 4);
+                y[i].scales[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
+            }
+            y[i].d = FP32_TO_FP16(1 / iscale);
+        } else {
+            y[i].d = FP32_TO_FP16(0.f);
+        }
+        for (int j = 0; j < QK_K / 16; ++j) {
+            const float d = FP16_TO_FP32(y[i].d) * q3_K_scale(y[i].scales, j);
+            if (!d) continue; /* keeps make_q3_quants' codes, as ggml does */
+            for (int ii = 0; ii < 16; ++ii) {
+                int l = nearest_int(x[16 * j + ii] / d);
+                l = MAX(-4, MIN(3, l));
+                L[16 * j + ii] = (int8_t)(l + 4);
+            }
+        }
+        memset(y[i].hmask, 0, sizeof y[i].hmask);
+        for (int j = 0; j < QK_K; ++j) {
+            if (L[j] > 3) {
+                y[i].hmask[j % 32] |= (uint8_t)(1u << (j / 32));
+                L[j] = (int8_t)(L[j] - 4);
+            }
+        }
+        for (int j = 0; j < QK_K; j += 128) {
+            for (int l = 0; l < 32; ++l) {
+                y[i].qs[j / 4 + l] =
+                    (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+            }
+        }
+        x += QK_K;
+    }
+}
+
+static void dequantize_row_q3_K(const void *restrict vx, float *restrict y, int64_t n) {
+    const block_q3_K *restrict x = vx;
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d_all = FP16_TO_FP32(x[i].d);
+        for (int g = 0; g < QK_K / 16; g++) {
+            const float dl = d_all * q3_K_scale(x[i].scales, g);
+            for (int e = 16 * g; e < 16 * g + 16; e++) y[i * QK_K + e] = dl * q3_K_value(&x[i], e);
+        }
+    }
+}
+
+static void vec_dot_q3_K_q8_K_ref(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q3_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    float sumf = 0;
+    for (int i = 0; i < nb; i++) {
+        int isum = 0;
+        for (int g = 0; g < QK_K / 16; g++) {
+            int sumi = 0;
+            for (int e = 16 * g; e < 16 * g + 16; e++) sumi += q3_K_value(&x[i], e) * y[i].qs[e];
+            isum += q3_K_scale(x[i].scales, g) * sumi;
+        }
+        sumf += FP16_TO_FP32(x[i].d) * y[i].d * isum;
+    }
+    *s = sumf;
+}
+
+/* ======================================================================
  * Q4_K
  * ====================================================================== */
 
@@ -650,6 +937,121 @@ static void vec_dot_q4_K_q8_K_ref(int n, float *restrict s, const void *restrict
             const int shift = 4 * (j % 2);
             int sumi = 0;
             for (int l = 0; l < 32; l++) sumi += ((q[l] >> shift) & 0xF) * y[i].qs[32 * j + l];
+            isum += sc * sumi;
+            summs += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        }
+        const float d = y[i].d * FP16_TO_FP32(x[i].d);
+        const float dmin = y[i].d * FP16_TO_FP32(x[i].dmin);
+        sumf += d * isum - dmin * summs;
+    }
+    *s = sumf;
+}
+
+/* ======================================================================
+ * Q5_K
+ * ====================================================================== */
+
+static void quantize_row_q5_K_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q5_K *restrict y = vy;
+    const int64_t nb = n / QK_K;
+    uint8_t L[QK_K];
+    uint8_t Laux[32];
+    float weights[32];
+    float mins[QK_K / 32];
+    float scales[QK_K / 32];
+
+    for (int64_t i = 0; i < nb; i++) {
+        float max_scale = 0;
+        float max_min = 0;
+        for (int j = 0; j < QK_K / 32; ++j) {
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+            const float av_x = sqrtf(sum_x2 / 32);
+            for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
+            scales[j] =
+                make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+        const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+            uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+            ls = MIN(63, ls);
+            lm = MIN(63, lm);
+            if (j < 4) {
+                y[i].scales[j] = ls;
+                y[i].scales[j + 4] = lm;
+            } else {
+                y[i].scales[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+                y[i].scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
+                y[i].scales[j - 0] |= (uint8_t)((lm >> 4) << 6);
+            }
+        }
+        y[i].d = FP32_TO_FP16(max_scale / 63.f);
+        y[i].dmin = FP32_TO_FP16(max_min / 63.f);
+
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t sc, m;
+            q4_K_scale_min(j, y[i].scales, &sc, &m);
+            const float d = FP16_TO_FP32(y[i].d) * sc;
+            if (!d) continue;
+            const float dm = FP16_TO_FP32(y[i].dmin) * m;
+            for (int ii = 0; ii < 32; ++ii) {
+                int l = nearest_int((x[32 * j + ii] + dm) / d);
+                l = MAX(0, MIN(31, l));
+                L[32 * j + ii] = (uint8_t)l;
+            }
+        }
+        memset(y[i].qh, 0, sizeof y[i].qh);
+        uint8_t *q = y[i].qs;
+        for (int j = 0; j < QK_K; j += 64) {
+            for (int l = 0; l < 32; ++l) {
+                const int l1 = L[j + l], l2 = L[j + l + 32];
+                y[i].qh[l] |= (uint8_t)(((l1 >> 4) << (j / 32)) | ((l2 >> 4) << (j / 32 + 1)));
+                q[l] = (uint8_t)((l1 & 0xF) | ((l2 & 0xF) << 4));
+            }
+            q += 32;
+        }
+        x += QK_K;
+    }
+}
+
+/* Element e (0..255) of a Q5_K block as its 5-bit code. */
+static inline int q5_K_code(const block_q5_K *b, int e) {
+    const uint8_t lo = b->qs[32 * (e / 64) + e % 32];
+    const int low4 = (e % 64) < 32 ? (lo & 0xF) : (lo >> 4);
+    return low4 | (((b->qh[e % 32] >> (e / 32)) & 1) << 4);
+}
+
+static void dequantize_row_q5_K(const void *restrict vx, float *restrict y, int64_t n) {
+    const block_q5_K *restrict x = vx;
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = FP16_TO_FP32(x[i].d);
+        const float min = FP16_TO_FP32(x[i].dmin);
+        for (int j = 0; j < QK_K / 32; ++j) {
+            uint8_t sc, m;
+            q4_K_scale_min(j, x[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            for (int e = 32 * j; e < 32 * j + 32; e++) y[i * QK_K + e] = d1 * q5_K_code(&x[i], e) - m1;
+        }
+    }
+}
+
+static void vec_dot_q5_K_q8_K_ref(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    float sumf = 0;
+    for (int i = 0; i < nb; i++) {
+        int isum = 0, summs = 0;
+        for (int j = 0; j < QK_K / 32; j++) {
+            uint8_t sc, m;
+            q4_K_scale_min(j, x[i].scales, &sc, &m);
+            int sumi = 0;
+            for (int e = 32 * j; e < 32 * j + 32; e++) sumi += q5_K_code(&x[i], e) * y[i].qs[e];
             isum += sc * sumi;
             summs += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         }
@@ -958,6 +1360,16 @@ static void vec_dot_q2_0_q8_1_ref(int n, float *restrict s, const void *restrict
                           .from_float_ref = quantize_row_q4_1_ref, .from_float = quantize_row_q4_1_ref,       \
                           .vec_dot = vec_dot_q4_1_q8_1_ref, .vec_dot_ref = vec_dot_q4_1_q8_1_ref,             \
                           .vec_dot_type = AC_TYPE_Q8_1},                                                      \
+        [AC_TYPE_Q5_0] = {.name = "q5_0", .blck_size = QK5_0, .type_size = sizeof(block_q5_0),                \
+                          .is_quantized = true, .to_float = dequantize_row_q5_0,                              \
+                          .from_float_ref = quantize_row_q5_0_ref, .from_float = quantize_row_q5_0_ref,       \
+                          .vec_dot = vec_dot_q5_0_q8_0_ref, .vec_dot_ref = vec_dot_q5_0_q8_0_ref,             \
+                          .vec_dot_type = AC_TYPE_Q8_0},                                                      \
+        [AC_TYPE_Q5_1] = {.name = "q5_1", .blck_size = QK5_1, .type_size = sizeof(block_q5_1),                \
+                          .is_quantized = true, .to_float = dequantize_row_q5_1,                              \
+                          .from_float_ref = quantize_row_q5_1_ref, .from_float = quantize_row_q5_1_ref,       \
+                          .vec_dot = vec_dot_q5_1_q8_1_ref, .vec_dot_ref = vec_dot_q5_1_q8_1_ref,             \
+                          .vec_dot_type = AC_TYPE_Q8_1},                                                      \
         [AC_TYPE_Q8_0] = {.name = "q8_0", .blck_size = QK8_0, .type_size = sizeof(block_q8_0),                \
                           .is_quantized = true, .to_float = dequantize_row_q8_0,                              \
                           .from_float_ref = ac_quantize_row_q8_0_ref, .from_float = ac_quantize_row_q8_0_ref, \
@@ -972,10 +1384,20 @@ static void vec_dot_q2_0_q8_1_ref(int n, float *restrict s, const void *restrict
                           .from_float_ref = quantize_row_q2_K_ref, .from_float = quantize_row_q2_K_ref,       \
                           .vec_dot = vec_dot_q2_K_q8_K_ref, .vec_dot_ref = vec_dot_q2_K_q8_K_ref,             \
                           .vec_dot_type = AC_TYPE_Q8_K},                                                      \
+        [AC_TYPE_Q3_K] = {.name = "q3_K", .blck_size = QK_K, .type_size = sizeof(block_q3_K),                 \
+                          .is_quantized = true, .to_float = dequantize_row_q3_K,                              \
+                          .from_float_ref = quantize_row_q3_K_ref, .from_float = quantize_row_q3_K_ref,       \
+                          .vec_dot = vec_dot_q3_K_q8_K_ref, .vec_dot_ref = vec_dot_q3_K_q8_K_ref,             \
+                          .vec_dot_type = AC_TYPE_Q8_K},                                                      \
         [AC_TYPE_Q4_K] = {.name = "q4_K", .blck_size = QK_K, .type_size = sizeof(block_q4_K),                 \
                           .is_quantized = true, .to_float = dequantize_row_q4_K,                              \
                           .from_float_ref = quantize_row_q4_K_ref, .from_float = quantize_row_q4_K_ref,       \
                           .vec_dot = vec_dot_q4_K_q8_K_ref, .vec_dot_ref = vec_dot_q4_K_q8_K_ref,             \
+                          .vec_dot_type = AC_TYPE_Q8_K},                                                      \
+        [AC_TYPE_Q5_K] = {.name = "q5_K", .blck_size = QK_K, .type_size = sizeof(block_q5_K),                 \
+                          .is_quantized = true, .to_float = dequantize_row_q5_K,                              \
+                          .from_float_ref = quantize_row_q5_K_ref, .from_float = quantize_row_q5_K_ref,       \
+                          .vec_dot = vec_dot_q5_K_q8_K_ref, .vec_dot_ref = vec_dot_q5_K_q8_K_ref,             \
                           .vec_dot_type = AC_TYPE_Q8_K},                                                      \
         [AC_TYPE_Q6_K] = {.name = "q6_K", .blck_size = QK_K, .type_size = sizeof(block_q6_K),                 \
                           .is_quantized = true, .to_float = dequantize_row_q6_K,                              \

@@ -15,12 +15,23 @@
 
 #define QK4_0 32
 #define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
 #define QK8_0 32
 #define QK8_1 32
 #define QK_K 256
 #define K_SCALE_SIZE 12
 
 typedef uint16_t ac_half; /* IEEE binary16 bits */
+
+/* ggml type ids of formats this module reads that quant.h's enum does not
+ * name (yet); ac_type_traits() takes them like any other id. */
+enum {
+    AC_TYPE_Q5_0 = 6,
+    AC_TYPE_Q5_1 = 7,
+    AC_TYPE_Q3_K = 11,
+    AC_TYPE_Q5_K = 13,
+};
 
 /* Rows live at any byte address (a GGUF tensor offset, a caller's buffer):
  * packing gives every block alignment 1 so member access never assumes
@@ -41,6 +52,25 @@ typedef struct AC_PACKED {
     uint8_t qs[QK4_1 / 2];
 } block_q4_1;
 static_assert(sizeof(block_q4_1) == 20, "block_q4_1 size");
+
+/* 5.5 bits per weight: x = d * (q - 16), q in [0, 31]. The low 4 bits are
+ * laid out as in Q4_0; bit 4 of element j is bit j of qh (a little-endian
+ * uint32). */
+typedef struct AC_PACKED {
+    ac_half d;
+    uint8_t qh[4];
+    uint8_t qs[QK5_0 / 2];
+} block_q5_0;
+static_assert(sizeof(block_q5_0) == 22, "block_q5_0 size");
+
+/* 6 bits per weight: x = d * q + m, q in [0, 31]; bits as in Q5_0 */
+typedef struct AC_PACKED {
+    ac_half d;
+    ac_half m;
+    uint8_t qh[4];
+    uint8_t qs[QK5_1 / 2];
+} block_q5_1;
+static_assert(sizeof(block_q5_1) == 24, "block_q5_1 size");
 
 /* 8.5 bits per weight: x = d * q */
 typedef struct AC_PACKED {
@@ -67,6 +97,19 @@ typedef struct AC_PACKED {
 } block_q2_K;
 static_assert(sizeof(block_q2_K) == 84, "block_q2_K size");
 
+/* 3.4375 bits per weight: 16 groups of 16, x = d * (sc - 32) * (q - 4),
+ * q in [0, 7], sc 6 bits. Element e = 128n + 32j + l (n < 2, j < 4, l < 32):
+ * low 2 bits (qs[32n + l] >> 2j) & 3 (Q2_K's layout), bit 2 in bit e / 32
+ * of hmask[e % 32]. Scale g: low 4 bits in the low (g < 8) or high (g >= 8)
+ * nibble of scales[g % 8], high 2 bits in bits 2(g / 4).. of scales[8 + g % 4]. */
+typedef struct AC_PACKED {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    ac_half d;
+} block_q3_K;
+static_assert(sizeof(block_q3_K) == 110, "block_q3_K size");
+
 /* 4.5 bits per weight: 8 groups of 32, x = d*sc*q - dmin*m, q in [0, 15],
  * sc and m 6 bits each, packed into 12 bytes (see q4_K_scale_min). */
 typedef struct AC_PACKED {
@@ -76,6 +119,18 @@ typedef struct AC_PACKED {
     uint8_t qs[QK_K / 2]; /* element 64j + l: low nibble of qs[32j + l], 64j + 32 + l: high */
 } block_q4_K;
 static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
+
+/* 5.5 bits per weight: Q4_K plus a fifth bit, x = d*sc*q - dmin*m, q in
+ * [0, 31]. Low 4 bits as Q4_K's qs; bit 4 of element e in bit e / 32 of
+ * qh[e % 32]. */
+typedef struct AC_PACKED {
+    ac_half d;
+    ac_half dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
 
 /* 6.5625 bits per weight: 16 groups of 16, x = d * sc * (q - 32), q 6 bits */
 typedef struct AC_PACKED {
