@@ -26,5 +26,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_kld(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_route(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -1,5 +1,4 @@
 /* generate.c - `agentcompress generate`: load a GGUF, stream a completion. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +53,6 @@ static bool print_token(void *user, int32_t id) {
     return false;
 }
 
-/* Transposed weights for sparse decode, quantized from the directory's f16
- * variant when there is one (exact values), else from the model itself. */
-static int prepare_sparse(struct ac_model *model, const char *dir, const struct ac_manifest *man, char *err) {
-    const struct ac_manifest_variant *f16 = ac_manifest_find(man, "f16");
-    if (!f16) return ac_model_prepare_sparse(model, err);
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, f16->file) >= (int)sizeof path) return ac_errf(err, "path too long");
-    struct ac_model *source = NULL;
-    if (ac_model_load(&source, path, err) != 0) return -1;
-    const int rc = ac_model_prepare_sparse_from(model, source, err);
-    ac_model_free(source);
-    return rc;
-}
-
 /* Applies a (pruning ratio, sparsity) pair from the calibration stored in
  * the manifest.json beside the model file. Prints the error itself. */
 static int apply_compression(struct ac_model *model, struct ac_context *ctx, const char *model_path, double prune,
@@ -83,32 +68,9 @@ static int apply_compression(struct ac_model *model, struct ac_context *ctx, con
     struct ac_manifest *man = NULL;
     if (ac_manifest_load(&man, dir, err) != 0)
         return cli_fail(CMD, "--prune/--sparsity need a calibrated variants directory: %s", err);
-    const cJSON *cal_json = NULL, *v;
-    cJSON_ArrayForEach(v, cJSON_GetObjectItem(man->json, "variants")) {
-        const cJSON *f = cJSON_GetObjectItem(v, "file");
-        if (cJSON_IsString(f) && !strcmp(f->valuestring, file)) cal_json = cJSON_GetObjectItem(v, "calibration");
-    }
-    struct ac_calibration cal = {0};
-    bool *skip = calloc((size_t)model->cfg.n_layers, sizeof(bool));
-    float *thr = calloc((size_t)model->cfg.n_layers * AC_SITE_COUNT, sizeof(float));
-    struct ac_run_config rc;
-    int status = -1;
-    if (!cal_json)
-        cli_fail(CMD, "%s is not calibrated (run: agentcompress calibrate -V %s --text FILE)", file, dir);
-    else if (!skip || !thr)
-        cli_fail(CMD, "out of memory");
-    else if (ac_calibration_from_json(cal_json, model->cfg.n_layers, &cal, err) != 0 ||
-             ac_calibration_run_config(&cal, (float)prune, (float)sparsity, skip, thr, &rc, err) != 0 ||
-             (rc.sparse_threshold && prepare_sparse(model, dir, man, err) != 0) ||
-             ac_context_set_run_config(ctx, &rc, err) != 0)
-        cli_fail(CMD, "%s", err);
-    else
-        status = 0;
-    ac_calibration_free(&cal);
-    free(skip);
-    free(thr);
+    const int rc = ac_variant_apply_config(model, ctx, dir, man, file, (float)prune, (float)sparsity, err);
     ac_manifest_free(man);
-    return status;
+    return rc != 0 ? cli_fail(CMD, "%s", err) : 0;
 }
 
 int cmd_generate(int argc, char **argv) {

@@ -80,6 +80,9 @@ static const struct {
     {"serve", cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
     {"quantize", cmd_quantize, "write the f16/q8_0/q4_0/int2 variants of a model and their manifest"},
     {"calibrate", cmd_calibrate, "measure layer influence and sparsity thresholds of each variant"},
+    {"train", cmd_train, "train the complexity controller on a profile"},
+    {"route", cmd_route, "print the controller's decision for a prompt"},
+    {"run", cmd_run, "route a prompt and generate on the chosen configuration"},
     {"kld", cmd_kld, "score every configuration against the f16 variant (PPL, KLD, same top-1)"},
 };
 

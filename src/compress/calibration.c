@@ -3,10 +3,12 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
+#include "compress/compress.h"
 
 const float ac_calib_default_levels[4] = {0.0f, 0.25f, 0.4f, 0.5f};
 
@@ -165,4 +167,43 @@ int ac_calibration_run_config(const struct ac_calibration *c, float prune, float
         rc->sparse_threshold = thresholds;
     }
     return 0;
+}
+
+/* Transposed weights for sparse decode, from the f16 variant when there is one. */
+static int prepare_sparse(struct ac_model *model, const char *dir, const struct ac_manifest *man, char *err) {
+    const struct ac_manifest_variant *f16 = ac_manifest_find(man, "f16");
+    if (!f16) return ac_model_prepare_sparse(model, err);
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, f16->file) >= (int)sizeof path) return ac_errf(err, "path too long");
+    struct ac_model *source = NULL;
+    if (ac_model_load(&source, path, err) != 0) return -1;
+    const int rc = ac_model_prepare_sparse_from(model, source, err);
+    ac_model_free(source);
+    return rc;
+}
+
+int ac_variant_apply_config(struct ac_model *model, struct ac_context *ctx, const char *dir,
+                            const struct ac_manifest *man, const char *file, float prune, float sparsity, char *err) {
+    const cJSON *cal_json = NULL, *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItem(man->json, "variants")) {
+        const cJSON *f = cJSON_GetObjectItem(v, "file");
+        if (cJSON_IsString(f) && !strcmp(f->valuestring, file)) cal_json = cJSON_GetObjectItem(v, "calibration");
+    }
+    if (!cal_json) return ac_errf(err, "%s is not calibrated (run: agentcompress calibrate -V %s --text FILE)", file, dir);
+    struct ac_calibration cal = {0};
+    bool *skip = calloc((size_t)model->cfg.n_layers, sizeof(bool));
+    float *thr = calloc((size_t)model->cfg.n_layers * AC_SITE_COUNT, sizeof(float));
+    struct ac_run_config rc;
+    int status = -1;
+    if (!skip || !thr)
+        ac_errf(err, "out of memory");
+    else if (ac_calibration_from_json(cal_json, model->cfg.n_layers, &cal, err) == 0 &&
+             ac_calibration_run_config(&cal, prune, sparsity, skip, thr, &rc, err) == 0 &&
+             (!rc.sparse_threshold || prepare_sparse(model, dir, man, err) == 0) &&
+             ac_context_set_run_config(ctx, &rc, err) == 0)
+        status = 0;
+    ac_calibration_free(&cal);
+    free(skip);
+    free(thr);
+    return status;
 }

@@ -44,4 +44,13 @@ int ac_calibration_from_json(const struct cJSON *j, int n_layers, struct ac_cali
 int ac_calibration_run_config(const struct ac_calibration *c, float prune, float sparsity, bool *skip,
                               float *thresholds, struct ac_run_config *rc, char *err);
 
+struct ac_manifest;
+
+/* Runs ctx (a context of model, the variant whose manifest entry has file
+ * name `file` in dir) at a (pruning ratio, sparsity) pair, from the
+ * calibration stored in the manifest. Sparse weights are quantized from the
+ * directory's f16 variant (exact values) when it has one. */
+int ac_variant_apply_config(struct ac_model *model, struct ac_context *ctx, const char *dir,
+                            const struct ac_manifest *man, const char *file, float prune, float sparsity, char *err);
+
 #endif
