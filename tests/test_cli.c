@@ -177,6 +177,52 @@ static void test_calibrate_kld(void **state) {
     assert_int_equal(system("rm -rf /tmp/ac_vdir /tmp/ac_text.txt"), 0);
 }
 
+/* train -> route -> run on a two-variant directory of the tiny model and a
+ * synthetic profile where the first token decides the cheap variant */
+static void test_train_route_run(void **state) {
+    (void)state;
+    FILE *f = fopen("/tmp/ac_profile.jsonl", "w");
+    assert_non_null(f);
+    fprintf(f, "{\"levels\": {\"quant\": [\"f16\", \"lite\"], \"prune\": [0], \"sparsity\": [0]}}\n");
+    for (int i = 0; i < 40; i++) {
+        const int hard = i % 2;
+        fprintf(f, "{\"domain\": \"%s\", \"ids\": [%d, %d, %d], \"cost\": [1.0, 0.5], \"fidelity\": [1.0, %s]}\n",
+                i % 4 < 2 ? "cs" : "physics", hard ? 10 : 20, 30 + i, 40 + i, hard ? "0.5" : "0.99");
+    }
+    fclose(f);
+    assert_int_equal(system("rm -rf /tmp/ac_vdir2 && mkdir -p /tmp/ac_vdir2 && "
+                            "cp tests/fixtures/tiny_llama.gguf /tmp/ac_vdir2/f16.gguf && "
+                            "cp tests/fixtures/tiny_llama.gguf /tmp/ac_vdir2/lite.gguf && "
+                            "printf '%s' '{\"base\": \"tiny\", \"variants\": ["
+                            "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1}, "
+                            "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}"
+                            "]}' > /tmp/ac_vdir2/manifest.json"),
+                     0);
+    struct result r = run("train --profile /tmp/ac_profile.jsonl -o /tmp/ac_ctrl.gguf -m /tmp/ac_vdir2/f16.gguf "
+                          "--epochs 3 --d-model 32 --layers 1 --heads 2");
+    if (r.status != 0) fail_msg("train: %s", r.err);
+    free_result(&r);
+    r = run("route -V /tmp/ac_vdir2 -c /tmp/ac_ctrl.gguf -p 'hello world' --json");
+    if (r.status != 0) fail_msg("route: %s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    const double c = cJSON_GetObjectItem(j, "complexity")->valuedouble;
+    assert_true(c >= 0.0 && c <= 1.0);
+    assert_non_null(cJSON_GetObjectItem(j, "variant"));
+    cJSON_Delete(j);
+    free_result(&r);
+    r = run("run -V /tmp/ac_vdir2 -c /tmp/ac_ctrl.gguf -p 'hello world' -n 4");
+    if (r.status != 0) fail_msg("run: %s", r.err);
+    assert_non_null(strstr(r.err, "run: complexity"));
+    free_result(&r);
+    /* a controller whose variants the directory lacks */
+    assert_int_equal(system("sed -i 's/lite/other/g' /tmp/ac_vdir2/manifest.json"), 0);
+    expect_fail("route -V /tmp/ac_vdir2 -c /tmp/ac_ctrl.gguf -p hi", "another variant set");
+    expect_fail("route -V /tmp/ac_vdir2 -c README.md -p hi", "bad magic");
+    expect_fail("train --profile /nonexistent.jsonl -o /tmp/x.gguf", "nonexistent");
+    assert_int_equal(system("rm -rf /tmp/ac_vdir2 /tmp/ac_ctrl.gguf /tmp/ac_profile.jsonl"), 0);
+}
+
 int main(void) {
     const char *build = getenv("AC_BUILD");
     snprintf(cli, sizeof cli, "%s/agentcompress", build ? build : "build");
@@ -185,6 +231,7 @@ int main(void) {
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_greedy_matches_reference),
         cmocka_unit_test(test_calibrate_kld),
+        cmocka_unit_test(test_train_route_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
