@@ -21,6 +21,14 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 char *cli_read_file(const char *path, size_t *len);
 
+struct ac_gen_stats;
+
+/* ac_generate callback: writes the token's text to stdout as it comes
+ * (user: the const struct ac_tokenizer *). Never stops generation. */
+bool cli_print_token(void *user, int32_t id);
+/* The prefill and decode speed lines on stderr (bench scripts parse them). */
+void cli_print_stats(const struct ac_gen_stats *st);
+
 int cmd_generate(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);

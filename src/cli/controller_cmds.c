@@ -241,20 +241,6 @@ int cmd_route(int argc, char **argv) {
     return rc;
 }
 
-struct stream {
-    const struct ac_tokenizer *tok;
-    char buf[512];
-};
-
-static bool print_token(void *user, int32_t id) {
-    struct stream *s = user;
-    int n = ac_token_to_piece(s->tok, id, s->buf, (int)sizeof s->buf, false);
-    if (n > (int)sizeof s->buf) n = (int)sizeof s->buf;
-    if (n > 0) fwrite(s->buf, 1, (size_t)n, stdout);
-    fflush(stdout);
-    return false;
-}
-
 int cmd_run(int argc, char **argv) {
     static const char *C = "run";
     const char *dir = NULL, *ctrl_path = NULL, *prompt = NULL;
@@ -321,18 +307,14 @@ int cmd_run(int argc, char **argv) {
     struct ac_gen_params gp = {.n_predict = (int)n_predict,
                                .sampling = {.temp = (float)temp, .top_k = 40, .top_p = 0.95f,
                                             .seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL)}};
-    struct stream s = {.tok = r.tok};
     struct ac_gen_stats st;
-    if (ac_generate(ctx, r.tok, ids, n, &gp, print_token, &s, &st, err) != 0) {
+    if (ac_generate(ctx, r.tok, ids, n, &gp, cli_print_token, (void *)r.tok, &st, err) != 0) {
         fputc('\n', stdout);
         cli_fail(C, "%s", err);
         goto done;
     }
     fputc('\n', stdout);
-    fprintf(stderr, "prefill: %d tokens in %.3f s (%.1f tok/s)\n", st.n_prompt, st.prefill_s,
-            st.prefill_s > 0 ? st.n_prompt / st.prefill_s : 0.0);
-    fprintf(stderr, "decode: %d tokens in %.3f s (%.1f tok/s)\n", st.n_decoded, st.decode_s,
-            st.decode_s > 0 ? st.n_decoded / st.decode_s : 0.0);
+    cli_print_stats(&st);
     rc = 0;
 done:
     free(ids);

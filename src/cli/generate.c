@@ -39,20 +39,6 @@ static void help(void) {
            "  -h, --help           show this help\n");
 }
 
-struct stream {
-    const struct ac_tokenizer *tok;
-    char buf[512];
-};
-
-static bool print_token(void *user, int32_t id) {
-    struct stream *s = user;
-    int n = ac_token_to_piece(s->tok, id, s->buf, (int)sizeof s->buf, false);
-    if (n > (int)sizeof s->buf) n = (int)sizeof s->buf;
-    if (n > 0) fwrite(s->buf, 1, (size_t)n, stdout);
-    fflush(stdout);
-    return false;
-}
-
 /* Applies a (pruning ratio, sparsity) pair from the calibration stored in
  * the manifest.json beside the model file. Prints the error itself. */
 static int apply_compression(struct ac_model *model, struct ac_context *ctx, const char *model_path, double prune,
@@ -155,19 +141,15 @@ int cmd_generate(int argc, char **argv) {
         .sampling = {.temp = (float)temp, .top_k = (int)top_k, .top_p = (float)top_p,
                      .seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL)},
     };
-    struct stream s = {.tok = tok};
     struct ac_gen_stats st;
-    if (ac_generate(ctx, tok, ids, n_ids, &gp, print_token, &s, &st, err) != 0) {
+    if (ac_generate(ctx, tok, ids, n_ids, &gp, cli_print_token, (void *)tok, &st, err) != 0) {
         fputc('\n', stdout);
         cli_fail(CMD, "%s", err);
         goto done;
     }
     fputc('\n', stdout);
     fflush(stdout);
-    fprintf(stderr, "prefill: %d tokens in %.3f s (%.1f tok/s)\n", st.n_prompt, st.prefill_s,
-            st.prefill_s > 0 ? st.n_prompt / st.prefill_s : 0.0);
-    fprintf(stderr, "decode: %d tokens in %.3f s (%.1f tok/s)\n", st.n_decoded, st.decode_s,
-            st.decode_s > 0 ? st.n_decoded / st.decode_s : 0.0);
+    cli_print_stats(&st);
     if (st.hit_ctx_end) fprintf(stderr, "note: stopped at the end of the context (%d positions)\n", cp.n_ctx);
     rc = 0;
 done:

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "runtime/generate.h"
+#include "tokenizer/tokenizer.h"
 
 #define AC_VERSION "0.1.0"
 
@@ -69,6 +71,22 @@ char *cli_read_file(const char *path, size_t *len) {
     free(buf);
     fclose(f);
     return NULL;
+}
+
+bool cli_print_token(void *user, int32_t id) {
+    char buf[512];
+    int n = ac_token_to_piece(user, id, buf, (int)sizeof buf, false);
+    if (n > (int)sizeof buf) n = (int)sizeof buf;
+    if (n > 0) fwrite(buf, 1, (size_t)n, stdout);
+    fflush(stdout);
+    return false;
+}
+
+void cli_print_stats(const struct ac_gen_stats *st) {
+    fprintf(stderr, "prefill: %d tokens in %.3f s (%.1f tok/s)\n", st->n_prompt, st->prefill_s,
+            st->prefill_s > 0 ? st->n_prompt / st->prefill_s : 0.0);
+    fprintf(stderr, "decode: %d tokens in %.3f s (%.1f tok/s)\n", st->n_decoded, st->decode_s,
+            st->decode_s > 0 ? st->n_decoded / st->decode_s : 0.0);
 }
 
 static const struct {
