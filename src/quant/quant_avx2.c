@@ -149,6 +149,72 @@ static void vec_dot_q8_0_q8_0_avx2(int n, float *restrict s, const void *restric
     *s = hsum_ps256(acc);
 }
 
+/* ---- Q5_0, Q5_1 ---- */
+
+/* The 32 bits at p (little-endian) as 32 bytes: 0xFF where bit j is set, in
+ * byte j. */
+static inline __m256i bytes_from_bits_32(const uint8_t *p) {
+    uint32_t b;
+    memcpy(&b, p, sizeof b);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                            3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)b), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+static void vec_dot_q5_0_q8_0_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_0 *restrict x = vx;
+    const block_q8_0 *restrict y = vy;
+    const int nb = n / QK8_0;
+    const __m256i kF0 = _mm256_set1_epi8((char)0xF0);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    /* q - 16 as a signed byte: the nibble where bit 4 is set, nibble | 0xF0 where not */
+    for (; i + 2 <= nb; i += 2) {
+        const __m256i qx0 = _mm256_or_si256(nibbles_32(x[i].qs), _mm256_andnot_si256(bytes_from_bits_32(x[i].qh), kF0));
+        const __m256i qx1 =
+            _mm256_or_si256(nibbles_32(x[i + 1].qs), _mm256_andnot_si256(bytes_from_bits_32(x[i + 1].qh), kF0));
+        const __m256i p0 = dot_s8s8(qx0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        const __m256i p1 = dot_s8s8(qx1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256i qx = _mm256_or_si256(nibbles_32(x[i].qs), _mm256_andnot_si256(bytes_from_bits_32(x[i].qh), kF0));
+        const __m256i p = dot_s8s8(qx, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
+    }
+    *s = hsum_ps256(_mm256_add_ps(acc0, acc1));
+}
+
+static void vec_dot_q5_1_q8_1_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_1 *restrict x = vx;
+    const block_q8_1 *restrict y = vy;
+    const int nb = n / QK8_1;
+    const __m256i k10 = _mm256_set1_epi8(0x10);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float summs = 0;
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        summs += h2f(x[i].m) * h2f(y[i].s) + h2f(x[i + 1].m) * h2f(y[i + 1].s);
+        const __m256i qx0 = _mm256_or_si256(nibbles_32(x[i].qs), _mm256_and_si256(bytes_from_bits_32(x[i].qh), k10));
+        const __m256i qx1 =
+            _mm256_or_si256(nibbles_32(x[i + 1].qs), _mm256_and_si256(bytes_from_bits_32(x[i + 1].qh), k10));
+        const __m256i p0 = dot_u8s8(qx0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        const __m256i p1 = dot_u8s8(qx1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256i qx = _mm256_or_si256(nibbles_32(x[i].qs), _mm256_and_si256(bytes_from_bits_32(x[i].qh), k10));
+        const __m256i p = dot_u8s8(qx, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), acc0);
+    }
+    *s = hsum_ps256(_mm256_add_ps(acc0, acc1)) + summs;
+}
+
 /* ---- K-quant dots ---- */
 
 /* Shuffles that spread int16 scales k (low 128-bit lane) and k+1 (high
@@ -202,6 +268,56 @@ static void vec_dot_q2_K_q8_K_avx2(int n, float *restrict s, const void *restric
     *s = hsum_ps256(acc) - acc_min;
 }
 
+/* The 16 six-bit scales of a Q3_K block, unpacked to bytes sc (0..63). */
+static inline __m128i q3_K_scales(const uint8_t *restrict s12) {
+    uint32_t a[4];
+    memcpy(a, s12, 12);
+    const uint32_t tmp = a[2];
+    a[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | (((tmp >> 4) & 0x03030303u) << 4);
+    a[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | (((tmp >> 6) & 0x03030303u) << 4);
+    a[0] = (a[0] & 0x0f0f0f0fu) | ((tmp & 0x03030303u) << 4);
+    a[1] = (a[1] & 0x0f0f0f0fu) | (((tmp >> 2) & 0x03030303u) << 4);
+    return _mm_loadu_si128((const __m128i *)a);
+}
+
+/* Q3_K's codes q' = q + 4 in [0, 7] go through maddubs unsigned; the
+ * offset comes back out as 4 * sum_g sc_g * bsums_g. */
+static void vec_dot_q3_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q3_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(q3_K_scales(x[i].scales), _mm_set1_epi8(32)));
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const int offset = 4 * hsum_epi32_256(_mm256_madd_epi16(sc16, bsums));
+        /* bit 4h + k of hmask[l] is the top bit of element 128h + 32k + l:
+         * moved to bit 2 by a 16-bit shift (left 2, right k, for h = 0;
+         * right 2 + k for h = 1), which never drags a neighbour's bit into
+         * bit 2 of a byte */
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        const __m256i hm_lo = _mm256_slli_epi16(hm, 2);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            const int8_t *q8 = y[i].qs + 128 * h;
+            __m256i p[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q2, 2 * k), m3);
+                const __m256i hb = _mm256_and_si256(h ? _mm256_srli_epi16(hm, 2 + k) : _mm256_srli_epi16(hm_lo, k), m4);
+                p[k] = _mm256_maddubs_epi16(_mm256_or_si256(lo, hb), _mm256_loadu_si256((const __m256i *)(q8 + 32 * k)));
+            }
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            sumi = _mm256_add_epi32(sumi, scaled_sum_16x8(p, sch));
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(offset, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps256(acc);
+}
+
 static void vec_dot_q4_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
     const block_q4_K *restrict x = vx;
     const block_q8_K *restrict y = vy;
@@ -236,6 +352,49 @@ static void vec_dot_q4_K_q8_K_avx2(int n, float *restrict s, const void *restric
             const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
                                                     _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32)));
             /* the 32 elements of p0 all take scale 2j: spread it over both lanes */
+            const __m256i sp = _mm256_shuffle_epi8(sc16, scale_pair_shuffle(2 * j));
+            sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(p0, _mm256_permute2x128_si256(sp, sp, 0x00)));
+            sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(p1, _mm256_permute2x128_si256(sp, sp, 0x11)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)),
+                              acc);
+    }
+    *s = hsum_ps256(acc) - hsum_ps256(acc_min);
+}
+
+static void vec_dot_q5_K_q8_K_avx2(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        /* scales and mins exactly as Q4_K (same 12 bytes at the same offset) */
+        const __m128i u = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                                         _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+        const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                         _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+        const __m128i scm = _mm_or_si128(lo, hi); /* bytes: sc0-7, m0-7 */
+        const __m256i m_pairs = _mm256_cvtepu8_epi16(
+            _mm_shuffle_epi8(scm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+        const __m256i pm = _mm256_madd_epi16(m_pairs, _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].dmin)), _mm256_cvtepi32_ps(pm), acc_min);
+
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+        /* bits 2j, 2j + 1 of qh[l] are the fifth bits of elements 64j + l,
+         * 64j + 32 + l: hq holds qh >> 2j in its bits 0-1 (a 16-bit shift
+         * only dirties bits 6-7 of the low byte, above what is read) */
+        __m256i hq = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+        for (int j = 0; j < QK_K / 64; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(q4, m4), _mm256_and_si256(_mm256_slli_epi16(hq, 4), m16));
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+                                               _mm256_and_si256(_mm256_slli_epi16(hq, 3), m16));
+            hq = _mm256_srli_epi16(hq, 2);
+            const __m256i p0 = _mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j)));
+            const __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32)));
             const __m256i sp = _mm256_shuffle_epi8(sc16, scale_pair_shuffle(2 * j));
             sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(p0, _mm256_permute2x128_si256(sp, sp, 0x00)));
             sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(p1, _mm256_permute2x128_si256(sp, sp, 0x11)));
@@ -425,11 +584,15 @@ void ac_quant_install_avx2(struct ac_type_traits *t) {
     t[AC_TYPE_F16].to_float = dequantize_row_f16_avx2;
     t[AC_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0_avx2;
     t[AC_TYPE_Q4_1].vec_dot = vec_dot_q4_1_q8_1_avx2;
+    t[AC_TYPE_Q5_0].vec_dot = vec_dot_q5_0_q8_0_avx2;
+    t[AC_TYPE_Q5_1].vec_dot = vec_dot_q5_1_q8_1_avx2;
     t[AC_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0_avx2;
     t[AC_TYPE_Q8_0].from_float = quantize_row_q8_0_avx2;
     t[AC_TYPE_Q8_1].from_float = quantize_row_q8_1_avx2;
     t[AC_TYPE_Q2_K].vec_dot = vec_dot_q2_K_q8_K_avx2;
+    t[AC_TYPE_Q3_K].vec_dot = vec_dot_q3_K_q8_K_avx2;
     t[AC_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K_avx2;
+    t[AC_TYPE_Q5_K].vec_dot = vec_dot_q5_K_q8_K_avx2;
     t[AC_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K_avx2;
     t[AC_TYPE_Q8_K].from_float = quantize_row_q8_K_avx2;
     t[AC_TYPE_Q2_0].vec_dot = vec_dot_q2_0_q8_1_avx2;
