@@ -214,6 +214,103 @@ static void vec_dot_q4_1_q8_1_avx512(int n, float *restrict s, const void *restr
     *s = hsum_ps256(acc) + summs;
 }
 
+static inline uint32_t load_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Q5: nibbles as Q4, plus 16 on the bytes whose qh bit is set (a masked
+ * add from the 32-bit qh of each block, no byte spreading). */
+static void vec_dot_q5_0_q8_0_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_0 *restrict x = vx;
+    const block_q8_0 *restrict y = vy;
+    const int nb = n / QK8_0;
+    const __m512i k16 = _mm512_set1_epi8(16);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    /* sum (q - 16) * y = dpbusd(q, y) - dpbusd(16, y) */
+    for (; i + 4 <= nb; i += 4) {
+        const __m128 dx = load4_f16((const uint8_t *)&x[i].d, sizeof(block_q5_0));
+        const __m128 dy = load4_f16((const uint8_t *)&y[i].d, sizeof(block_q8_0));
+        const __m512 d = _mm512_castps128_ps512(_mm_mul_ps(dx, dy));
+        const __mmask64 h01 = _cvtu64_mask64((uint64_t)load_u32(x[i].qh) | (uint64_t)load_u32(x[i + 1].qh) << 32);
+        const __mmask64 h23 = _cvtu64_mask64((uint64_t)load_u32(x[i + 2].qh) | (uint64_t)load_u32(x[i + 3].qh) << 32);
+        __m512i qx01 = nibbles_2x32(x[i].qs, x[i + 1].qs);
+        __m512i qx23 = nibbles_2x32(x[i + 2].qs, x[i + 3].qs);
+        qx01 = _mm512_mask_add_epi8(qx01, h01, qx01, k16);
+        qx23 = _mm512_mask_add_epi8(qx23, h23, qx23, k16);
+        const __m512i qy01 = load_2x256(y[i].qs, y[i + 1].qs);
+        const __m512i qy23 = load_2x256(y[i + 2].qs, y[i + 3].qs);
+        const __m512i z = _mm512_setzero_si512();
+        const __m512i p01 = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, qx01, qy01), _mm512_dpbusd_epi32(z, k16, qy01));
+        const __m512i p23 = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, qx23, qy23), _mm512_dpbusd_epi32(z, k16, qy23));
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(SPREAD(0, 1), d), _mm512_cvtepi32_ps(p01), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(SPREAD(2, 3), d), _mm512_cvtepi32_ps(p23), acc1);
+    }
+    __m256 acc = _mm256_add_ps(_mm512_castps512_ps256(_mm512_add_ps(acc0, acc1)),
+                               _mm512_extractf32x8_ps(_mm512_add_ps(acc0, acc1), 1));
+    for (; i < nb; i++) {
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        const __m256i k = _mm256_set1_epi8(16);
+        __m256i qx = nibbles_32(x[i].qs);
+        qx = _mm256_mask_add_epi8(qx, _cvtu32_mask32(load_u32(x[i].qh)), qx, k);
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i z = _mm256_setzero_si256();
+        const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(z, qx, qy), _mm256_dpbusd_epi32(z, k, qy));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = hsum_ps256(acc);
+}
+
+/* As Q4_1's: 256-bit, one block per register, scales of 4 blocks at once. */
+static void vec_dot_q5_1_q8_1_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_1 *restrict x = vx;
+    const block_q8_1 *restrict y = vy;
+    const int nb = n / QK8_1;
+    /* the (d, m) / (d, s) dwords of 4 consecutive blocks: x's at dword 0,
+     * 6, 12, 18 of its 96 bytes (the last from a masked second load that
+     * stays inside them), y's at 0, 9, 18, 27 of 128 */
+    const __m512i idx_x = _mm512_setr_epi32(0, 6, 12, 18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i idx_y = _mm512_setr_epi32(0, 9, 18, 27, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i k16 = _mm256_set1_epi8(16);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc_ms = _mm256_setzero_ps(); /* odd lanes: m * s */
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const uint8_t *xb = (const uint8_t *)(x + i), *yb = (const uint8_t *)(y + i);
+        const __m512i xdm =
+            _mm512_permutex2var_epi32(_mm512_loadu_si512(xb), idx_x, _mm512_maskz_loadu_epi32(0x00FF, xb + 64));
+        const __m512i ydm = _mm512_permutex2var_epi32(_mm512_loadu_si512(yb), idx_y, _mm512_loadu_si512(yb + 64));
+        const __m256 prod = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(xdm)),
+                                          _mm256_cvtph_ps(_mm512_castsi512_si128(ydm)));
+        acc_ms = _mm256_add_ps(acc_ms, prod);
+        float d[8];
+        _mm256_storeu_ps(d, prod);
+        __m256i p[4];
+        for (int k = 0; k < 4; k++) {
+            __m256i q = nibbles_32_bcast(x[i + k].qs);
+            q = _mm256_mask_add_epi8(q, _cvtu32_mask32(load_u32(x[i + k].qh)), q, k16);
+            p[k] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y[i + k].qs));
+        }
+        acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[0]), _mm256_cvtepi32_ps(p[0]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[2]), _mm256_cvtepi32_ps(p[1]), acc1);
+        acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[4]), _mm256_cvtepi32_ps(p[2]), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[6]), _mm256_cvtepi32_ps(p[3]), acc1);
+    }
+    __m256 acc = _mm256_add_ps(acc0, acc1);
+    float summs = hsum_ps256(_mm256_and_ps(acc_ms, _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1))));
+    for (; i < nb; i++) {
+        summs += h2f(x[i].m) * h2f(y[i].s);
+        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
+        __m256i q = nibbles_32(x[i].qs);
+        q = _mm256_mask_add_epi8(q, _cvtu32_mask32(load_u32(x[i].qh)), q, k16);
+        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = hsum_ps256(acc) + summs;
+}
+
 static void vec_dot_q8_0_q8_0_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
     const block_q8_0 *restrict x = vx;
     const block_q8_0 *restrict y = vy;
@@ -308,6 +405,57 @@ static void vec_dot_q2_K_q8_K_avx512(int n, float *restrict s, const void *restr
     *s = _mm512_reduce_add_ps(acc) - hsum_ps256(acc_min);
 }
 
+/* The 16 six-bit scales of a Q3_K block, unpacked to bytes sc (0..63). */
+static inline __m128i q3_K_scales(const uint8_t *restrict s12) {
+    uint32_t a[4];
+    memcpy(a, s12, 12);
+    const uint32_t tmp = a[2];
+    a[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | (((tmp >> 4) & 0x03030303u) << 4);
+    a[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | (((tmp >> 6) & 0x03030303u) << 4);
+    a[0] = (a[0] & 0x0f0f0f0fu) | ((tmp & 0x03030303u) << 4);
+    a[1] = (a[1] & 0x0f0f0f0fu) | (((tmp >> 2) & 0x03030303u) << 4);
+    return _mm_loadu_si128((const __m128i *)a);
+}
+
+/* Q2_K's 2-bit layout plus a third bit from hmask, added as 4 by a masked
+ * byte add; codes q' = q + 4 in [0, 7] go through maddubs unsigned and the
+ * offset 4 * sum_g sc_g * bsums_g comes out at the end (as Q6_K's 32). */
+static void vec_dot_q3_K_q8_K_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q3_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    const __m512i m3 = _mm512_set1_epi8(3), k4 = _mm512_set1_epi8(4);
+    __m512 acc = _mm512_setzero_ps();
+    float acc_offset = 0;
+    for (int i = 0; i < nb; i++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(q3_K_scales(x[i].scales), _mm_set1_epi8(32)));
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const int offset = 4 * hsum_epi32_256(_mm256_madd_epi16(sc16, bsums));
+        /* vector 2h + c holds elements 128h + 64c + 0..63, whose top bits
+         * are bits 4h + 2c (first 32) and 4h + 2c + 1 (last 32) of hmask[l]:
+         * hm2 = [hmask, hmask >> 1] lines both up at bit 4h + 2c (the 16-bit
+         * shift only dirties bit 7, never tested) */
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        const __m512i hm2 = _mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 1), 1);
+        __m512i q[4];
+        for (int h = 0; h < 2; h++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            const __m512i r2 = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 2), 1);
+            const __m512i q0 = _mm512_and_si512(r2, m3);
+            const __m512i q1 = _mm512_and_si512(_mm512_srli_epi16(r2, 4), m3);
+            const __mmask64 b0 = _mm512_test_epi8_mask(hm2, _mm512_set1_epi8((char)(1 << (4 * h))));
+            const __mmask64 b1 = _mm512_test_epi8_mask(hm2, _mm512_set1_epi8((char)(1 << (4 * h + 2))));
+            q[2 * h] = _mm512_mask_add_epi8(q0, b0, q0, k4);
+            q[2 * h + 1] = _mm512_mask_add_epi8(q1, b1, q1, k4);
+        }
+        const __m512i sumi = scaled_dot_256(q, y[i].qs, _mm512_castsi256_si512(sc16));
+        const float d = y[i].d * h2f(x[i].d);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc_offset += d * (float)offset;
+    }
+    *s = _mm512_reduce_add_ps(acc) - acc_offset;
+}
+
 static void vec_dot_q4_K_q8_K_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
     const block_q4_K *restrict x = vx;
     const block_q8_K *restrict y = vy;
@@ -353,6 +501,58 @@ static void vec_dot_q4_K_q8_K_avx512(int n, float *restrict s, const void *restr
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             const __m512i q = _mm512_and_si512(
                 _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), m4);
+            const __m512i p = _mm512_maddubs_epi16(q, _mm512_loadu_si512(y[i].qs + 64 * j));
+            sumi[j & 1] = _mm512_dpwssd_epi32(sumi[j & 1], p, _mm512_shuffle_epi8(sc16, sc_pair[j]));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * h2f(x[i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(sumi[0], sumi[1])), acc);
+    }
+    *s = _mm512_reduce_add_ps(acc) - hsum_ps256(acc_min);
+}
+
+static void vec_dot_q5_K_q8_K_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
+    const block_q5_K *restrict x = vx;
+    const block_q8_K *restrict y = vy;
+    const int nb = n / QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), k16 = _mm512_set1_epi8(16);
+    /* vpshufb patterns putting int16 scale 2j in 128-bit lanes 0-1 and
+     * 2j + 1 in lanes 2-3 (as in the Q4_K kernel) */
+    const __m512i sc_pair[4] = {
+        _mm512_set_epi64(0x0302030203020302ll, 0x0302030203020302ll, 0x0302030203020302ll, 0x0302030203020302ll,
+                         0x0100010001000100ll, 0x0100010001000100ll, 0x0100010001000100ll, 0x0100010001000100ll),
+        _mm512_set_epi64(0x0706070607060706ll, 0x0706070607060706ll, 0x0706070607060706ll, 0x0706070607060706ll,
+                         0x0504050405040504ll, 0x0504050405040504ll, 0x0504050405040504ll, 0x0504050405040504ll),
+        _mm512_set_epi64(0x0b0a0b0a0b0a0b0all, 0x0b0a0b0a0b0a0b0all, 0x0b0a0b0a0b0a0b0all, 0x0b0a0b0a0b0a0b0all,
+                         0x0908090809080908ll, 0x0908090809080908ll, 0x0908090809080908ll, 0x0908090809080908ll),
+        _mm512_set_epi64(0x0f0e0f0e0f0e0f0ell, 0x0f0e0f0e0f0e0f0ell, 0x0f0e0f0e0f0e0f0ell, 0x0f0e0f0e0f0e0f0ell,
+                         0x0d0c0d0c0d0c0d0cll, 0x0d0c0d0c0d0c0d0cll, 0x0d0c0d0c0d0c0d0cll, 0x0d0c0d0c0d0c0d0cll),
+    };
+    __m512 acc = _mm512_setzero_ps();
+    __m256 acc_min = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        /* scales and mins exactly as Q4_K (same 12 bytes, same offset) */
+        const __m128i u = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                                         _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+        const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                         _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+        const __m128i scm = _mm_or_si128(lo, hi); /* bytes: sc0-7, m0-7 */
+        const __m256i m_pairs = _mm256_cvtepu8_epi16(
+            _mm_shuffle_epi8(scm, _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)));
+        const __m256i pm = _mm256_madd_epi16(m_pairs, _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        acc_min = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].dmin)), _mm256_cvtepi32_ps(pm), acc_min);
+
+        const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scm));
+        /* vector j holds elements 64j + 0..63; their fifth bits are bits 2j
+         * (first 32) and 2j + 1 (last 32) of qh[l]: qh2 = [qh, qh >> 1]
+         * lines both up at bit 2j (the shift only dirties bit 7) */
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
+        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 4
+        for (int j = 0; j < QK_K / 64; j++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m512i q = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), m4);
+            q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(qh2, _mm512_set1_epi8((char)(1 << (2 * j)))), q, k16);
             const __m512i p = _mm512_maddubs_epi16(q, _mm512_loadu_si512(y[i].qs + 64 * j));
             sumi[j & 1] = _mm512_dpwssd_epi32(sumi[j & 1], p, _mm512_shuffle_epi8(sc16, sc_pair[j]));
         }
@@ -548,12 +748,16 @@ void ac_quant_install_avx512(struct ac_type_traits *t) {
     t[AC_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0_avx512;
     t[AC_TYPE_Q4_1].vec_dot = vec_dot_q4_1_q8_1_avx512;
     t[AC_TYPE_Q4_1].to_float = dequantize_row_q4_1_avx512;
+    t[AC_TYPE_Q5_0].vec_dot = vec_dot_q5_0_q8_0_avx512;
+    t[AC_TYPE_Q5_1].vec_dot = vec_dot_q5_1_q8_1_avx512;
     t[AC_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0_avx512;
     t[AC_TYPE_Q8_0].to_float = dequantize_row_q8_0_avx512;
     t[AC_TYPE_Q8_0].from_float = quantize_row_q8_0_avx512;
     t[AC_TYPE_Q8_1].from_float = quantize_row_q8_1_avx512;
     t[AC_TYPE_Q2_K].vec_dot = vec_dot_q2_K_q8_K_avx512;
+    t[AC_TYPE_Q3_K].vec_dot = vec_dot_q3_K_q8_K_avx512;
     t[AC_TYPE_Q4_K].vec_dot = vec_dot_q4_K_q8_K_avx512;
+    t[AC_TYPE_Q5_K].vec_dot = vec_dot_q5_K_q8_K_avx512;
     t[AC_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K_avx512;
     t[AC_TYPE_Q8_K].from_float = quantize_row_q8_K_avx512;
     t[AC_TYPE_Q2_0].vec_dot = vec_dot_q2_0_q8_1_avx512;
