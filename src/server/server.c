@@ -314,10 +314,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void stream_free(void *cls) {
     struct stream *st = cls;
     struct job *j = st->job;
-    pthread_mutex_lock(&j->srv->mu);
+    struct ac_server *s = j->srv;
+    pthread_mutex_lock(&s->mu);
     if (!j->done) j->cancelled = true;
     job_unref_locked(j);
-    pthread_mutex_unlock(&j->srv->mu);
+    pthread_mutex_unlock(&s->mu);
     ac_buf_free(&st->out);
     ac_buf_free(&st->delta);
     free(st);

@@ -1,0 +1,843 @@
+/* test_server.c - the OpenAI-compatible server as a client meets it: a
+ * server started in-process on a free loopback port, driven with real HTTP
+ * over sockets. Chat (greedy text, usage equal to our tokenizer's count),
+ * streaming (chunks parse, deltas join to the greedy text), completions,
+ * stop strings, models, health, metrics, every error status (and the server
+ * still serving after each), a full queue, a client leaving mid-stream,
+ * SIGTERM on the CLI (the stream in progress completes, exit 0), and the
+ * official openai Python package when it is installed. Also the pure parts:
+ * the text filter, request parsing and the ChatML formatter. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "common/common.h"
+#include "model/model.h"
+#include "server/server.h"
+#include "server/server_internal.h"
+#include "tokenizer/tokenizer.h"
+
+#define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+#define VARIANT "SmolLM2-135M-Instruct.Q4_1"
+#define KEY "test-key"
+#define N_CTX 256
+#define MAX_BODY 65536
+
+static struct ac_backend *backend;
+static struct ac_server *server;
+static int port;
+static struct ac_model *model; /* for the test's own tokenizer */
+static struct ac_tokenizer *tok;
+static char *greedy_chat_text; /* test_chat's answer, for the streaming test */
+static char *greedy_chat_finish;
+
+/* ---------------------------------------------------------- HTTP client */
+
+struct http {
+    int status;
+    char *head; /* status line and headers */
+    char *body; /* de-chunked, NUL-terminated */
+    size_t body_len;
+};
+
+static void http_free(struct http *h) {
+    free(h->head);
+    free(h->body);
+    memset(h, 0, sizeof *h);
+}
+
+/* Case-insensitive strstr (header names), non-NULL when found. */
+static const char *has(const char *hay, const char *needle) {
+    const size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (!strncasecmp(hay, needle, n)) return hay;
+    return NULL;
+}
+
+static int connect_to(int p) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {.tv_sec = 120};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_all(int fd, const char *s, size_t n) {
+    while (n) {
+        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
+        if (k <= 0) return; /* the server may answer early and close */
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+/* Sends one request; extra: more header lines, each ending in \r\n. */
+static void send_request(int fd, const char *method, const char *path, const char *auth, const char *extra,
+                         const char *body, size_t body_len) {
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s%s%s", method, path,
+                     auth ? "Authorization: Bearer " : "", auth ? auth : "", auth ? "\r\n" : "", extra ? extra : "");
+    if (body && !(extra && strstr(extra, "Transfer-Encoding")))
+        n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                      body_len);
+    n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+    send_all(fd, head, (size_t)n);
+    if (body) send_all(fd, body, body_len);
+}
+
+/* Reads to EOF and splits status, headers and (de-chunked) body. */
+static void read_response(int fd, struct http *h) {
+    struct ac_buf raw = {0};
+    char buf[8192];
+    ssize_t k;
+    while ((k = recv(fd, buf, sizeof buf, 0)) > 0) ac_buf_append(&raw, buf, (size_t)k);
+    ac_buf_append(&raw, "", 0);
+    memset(h, 0, sizeof *h);
+    char *p = raw.p;
+    /* skip interim 100 Continue responses */
+    while (!strncmp(p, "HTTP/1.1 100", 12) && strstr(p, "\r\n\r\n")) p = strstr(p, "\r\n\r\n") + 4;
+    char *sep = strstr(p, "\r\n\r\n");
+    if (!sep || sscanf(p, "HTTP/1.%*d %d", &h->status) != 1) {
+        h->head = strdup("");
+        h->body = strdup("");
+        ac_buf_free(&raw);
+        return;
+    }
+    h->head = strndup(p, (size_t)(sep - p));
+    char *b = sep + 4;
+    const size_t rest = raw.len - (size_t)(b - raw.p);
+    struct ac_buf body = {0};
+    if (has(h->head, "Transfer-Encoding: chunked")) {
+        char *q = b, *end = b + rest;
+        while (q < end) {
+            char *e;
+            unsigned long n = strtoul(q, &e, 16);
+            e = strstr(e, "\r\n");
+            if (!e || n == 0) break;
+            q = e + 2;
+            if (q + n > end) n = (unsigned long)(end - q);
+            ac_buf_append(&body, q, n);
+            q += n + 2;
+        }
+    } else {
+        ac_buf_append(&body, b, rest);
+    }
+    ac_buf_append(&body, "", 0);
+    h->body = body.p;
+    h->body_len = body.len;
+    ac_buf_free(&raw);
+}
+
+static struct http request_to(int p, const char *method, const char *path, const char *auth, const char *extra,
+                              const char *body, size_t body_len) {
+    struct http h = {0};
+    int fd = connect_to(p);
+    if (fd < 0) fail_msg("cannot connect to port %d", p);
+    send_request(fd, method, path, auth, extra, body, body_len);
+    read_response(fd, &h);
+    close(fd);
+    return h;
+}
+
+static struct http request(const char *method, const char *path, const char *body) {
+    return request_to(port, method, path, KEY, NULL, body, body ? strlen(body) : 0);
+}
+
+static cJSON *parse_json(const struct http *h) {
+    cJSON *j = cJSON_Parse(h->body);
+    if (!j) fail_msg("not JSON (status %d): %s", h->status, h->body);
+    return j;
+}
+
+static const char *json_str(const cJSON *o, const char *path) {
+    /* path: keys separated by '.', array index 0 written as "0" */
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *v = o;
+    for (char *k = strtok(buf, "."); k && v; k = strtok(NULL, "."))
+        v = cJSON_IsArray(v) ? cJSON_GetArrayItem(v, atoi(k)) : cJSON_GetObjectItemCaseSensitive(v, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double json_num(const cJSON *o, const char *path) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *v = o;
+    for (char *k = strtok(buf, "."); k && v; k = strtok(NULL, "."))
+        v = cJSON_IsArray(v) ? cJSON_GetArrayItem(v, atoi(k)) : cJSON_GetObjectItemCaseSensitive(v, k);
+    if (!cJSON_IsNumber(v)) fail_msg("%s is not a number", path);
+    return v->valuedouble;
+}
+
+/* The server answers health checks: it is alive and serving. */
+static void expect_serving(void) {
+    struct http h = request("GET", "/health", NULL);
+    assert_int_equal(h.status, 200);
+    assert_non_null(strstr(h.body, "\"ok\""));
+    http_free(&h);
+}
+
+/* An OpenAI error object with the status, and code when given. */
+static void expect_error_http(const struct http *h, int status, const char *code) {
+    if (h->status != status) fail_msg("expected %d, got %d: %s", status, h->status, h->body);
+    assert_non_null(has(h->head, "Content-Type: application/json"));
+    cJSON *j = parse_json(h);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    assert_true(cJSON_IsObject(e));
+    assert_non_null(json_str(e, "message"));
+    assert_non_null(json_str(e, "type"));
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "param"));
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "code"));
+    if (code && (!json_str(e, "code") || strcmp(json_str(e, "code"), code) != 0))
+        fail_msg("expected code %s: %s", code, h->body);
+    cJSON_Delete(j);
+}
+
+static void expect_error(const char *method, const char *path, const char *auth, const char *body, int status,
+                         const char *code) {
+    struct http h = request_to(port, method, path, auth, NULL, body, body ? strlen(body) : 0);
+    expect_error_http(&h, status, code);
+    http_free(&h);
+    expect_serving();
+}
+
+/* Our tokenizer's count for a text, as the server tokenizes prompts. */
+static int count_tokens(const char *text) {
+    char err[AC_ERR_LEN];
+    int n = ac_tokenize(tok, text, strlen(text), true, true, NULL, 0, err);
+    assert_true(n > 0);
+    return n;
+}
+
+/* -------------------------------------------------------------- fixture */
+
+static int setup(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN];
+    struct ac_single_params sp = {.n_ctx = N_CTX};
+    if (ac_backend_single_new(&backend, MODEL, &sp, err) != 0) {
+        fprintf(stderr, "setup: %s\n", err);
+        return -1;
+    }
+    if (ac_model_load(&model, MODEL, err) != 0 || ac_tokenizer_load(&tok, model->file, err) != 0) {
+        fprintf(stderr, "setup: %s\n", err);
+        return -1;
+    }
+    struct ac_server_config cfg = {.port = 0, .api_key = KEY, .max_body = MAX_BODY};
+    if (ac_server_start(&server, &cfg, backend, err) != 0) {
+        fprintf(stderr, "setup: %s\n", err);
+        return -1;
+    }
+    port = ac_server_port(server);
+    return port > 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    ac_server_stop(server);
+    ac_backend_free(backend);
+    ac_tokenizer_free(tok);
+    ac_model_free(model);
+    free(greedy_chat_text);
+    free(greedy_chat_finish);
+    return 0;
+}
+
+/* ---------------------------------------------------------- pure parts */
+
+static char *filter_all(const char *const *pieces, int n, char *const *stop, int n_stop, bool *stopped) {
+    struct ac_text_filter f;
+    ac_text_filter_init(&f, stop, n_stop);
+    struct ac_buf out = {0};
+    for (int i = 0; i < n; i++) assert_int_equal(ac_text_filter_feed(&f, pieces[i], strlen(pieces[i]), false, &out), 0);
+    assert_int_equal(ac_text_filter_feed(&f, NULL, 0, true, &out), 0);
+    *stopped = f.stopped;
+    ac_text_filter_free(&f);
+    ac_buf_append(&out, "", 0);
+    return out.p;
+}
+
+static void test_text_filter(void **state) {
+    (void)state;
+    bool stopped;
+    /* "é" (C3 A9) and "€" (E2 82 AC) split across pieces arrive whole */
+    const char *split[] = {"caf\xC3", "\xA9 ", "\xE2\x82", "\xAC!"};
+    char *s = filter_all(split, 4, NULL, 0, &stopped);
+    assert_string_equal(s, "caf\xC3\xA9 \xE2\x82\xAC!");
+    free(s);
+    /* a lone continuation byte, a bad lead, a surrogate and a cut-short end
+     * become U+FFFD */
+    const char *bad[] = {"a\x80", "b\xFF", "\xED\xA0\x80", "c\xE2\x82"};
+    s = filter_all(bad, 4, NULL, 0, &stopped);
+    assert_string_equal(s, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD");
+    free(s);
+    /* a stop string across pieces: the text ends before it */
+    char *stop[] = {"END", "\n\n"};
+    const char *pieces[] = {"Hello E", "N", "D world"};
+    s = filter_all(pieces, 3, stop, 2, &stopped);
+    assert_string_equal(s, "Hello ");
+    assert_true(stopped);
+    free(s);
+    /* the earliest of two stop strings wins */
+    const char *two[] = {"a\n\nbEND"};
+    s = filter_all(two, 1, stop, 2, &stopped);
+    assert_string_equal(s, "a");
+    free(s);
+    /* a held prefix that never completes is released at the end */
+    const char *prefix[] = {"ab E", "N"};
+    s = filter_all(prefix, 2, stop, 2, &stopped);
+    assert_string_equal(s, "ab EN");
+    assert_false(stopped);
+    free(s);
+    /* held text is released as soon as it cannot start a stop string */
+    struct ac_text_filter f;
+    ac_text_filter_init(&f, stop, 2);
+    struct ac_buf out = {0};
+    assert_int_equal(ac_text_filter_feed(&f, "xE", 2, false, &out), 0);
+    assert_int_equal(out.len, 1);
+    assert_int_equal(ac_text_filter_feed(&f, "x", 1, false, &out), 0);
+    assert_string_equal(out.p, "xEx");
+    ac_buf_free(&out);
+    ac_text_filter_free(&f);
+}
+
+static void test_parse_request(void **state) {
+    (void)state;
+    struct ac_gen_request r;
+    struct ac_api_error e;
+    const char *ok = "{\"model\":\"m\",\"messages\":[{\"role\":\"developer\",\"content\":\"be brief\"},"
+                     "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]},"
+                     "{\"role\":\"assistant\",\"content\":null}],"
+                     "\"max_completion_tokens\":7,\"temperature\":0,\"top_p\":0.5,\"seed\":42,"
+                     "\"stop\":\"x\",\"stream\":true,\"n\":1,\"stream_options\":{\"include_usage\":true},"
+                     "\"frequency_penalty\":0}  \n";
+    assert_int_equal(ac_api_parse_request(AC_API_CHAT, ok, strlen(ok), &r, &e), 0);
+    assert_int_equal(r.n_messages, 3);
+    assert_string_equal(r.messages[0].role, "system");
+    assert_string_equal(r.messages[1].content, "ab");
+    assert_string_equal(r.messages[2].content, "");
+    assert_int_equal(r.max_tokens, 7);
+    assert_true(r.temperature == 0.0f && r.top_p == 0.5f && r.seed == 42);
+    assert_int_equal(r.n_stop, 1);
+    assert_true(r.stream && r.include_usage);
+    ac_gen_request_free(&r);
+
+    static const char *const bad[] = {
+        "", "{", "[]", "{\"messages\":[]}", "{\"messages\":{}}", "{}", "{\"messages\":[{\"role\":\"user\"}]}",
+        "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "{\"messages\":[{\"role\":1,\"content\":\"x\"}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":1.5}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":3}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":7}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"model\":5}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]} trailing",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (ac_api_parse_request(AC_API_CHAT, bad[i], strlen(bad[i]), &r, &e) == 0)
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(e.status, 400);
+    }
+    const char *prompt = "{\"prompt\":[\"only one\"]}";
+    assert_int_equal(ac_api_parse_request(AC_API_COMPLETION, prompt, strlen(prompt), &r, &e), 0);
+    assert_string_equal(r.prompt, "only one");
+    assert_true(r.temperature == 1.0f && r.max_tokens == 0 && !r.stream);
+    ac_gen_request_free(&r);
+    assert_int_equal(ac_api_parse_request(AC_API_COMPLETION, "{\"prompt\":3}", 12, &r, &e), -1);
+}
+
+static void test_chatml(void **state) {
+    (void)state;
+    /* SmolLM2's template: the default system message when none leads */
+    struct ac_chat_message m1[] = {{"user", "hi"}, {"assistant", "hello"}, {"user", "bye"}};
+    char *s = ac_chatml_format(m1, 3);
+    assert_string_equal(s, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+                           "Face<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello<|im_end|>\n"
+                           "<|im_start|>user\nbye<|im_end|>\n<|im_start|>assistant\n");
+    free(s);
+    struct ac_chat_message m2[] = {{"system", "S"}, {"user", "U"}};
+    s = ac_chatml_format(m2, 2);
+    assert_string_equal(s, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n");
+    /* one system + one user message is what the tokenizer's formatter writes */
+    char *ref = ac_chat_format_chatml("S", "U");
+    assert_string_equal(s, ref);
+    free(ref);
+    free(s);
+}
+
+/* ------------------------------------------------------------ endpoints */
+
+static void test_health_models(void **state) {
+    (void)state;
+    struct http h = request_to(port, "GET", "/health", NULL, NULL, NULL, 0); /* no key needed */
+    assert_int_equal(h.status, 200);
+    http_free(&h);
+    h = request("GET", "/v1/models", NULL);
+    assert_int_equal(h.status, 200);
+    cJSON *j = parse_json(&h);
+    assert_string_equal(json_str(j, "object"), "list");
+    assert_string_equal(json_str(j, "data.0.id"), VARIANT);
+    assert_string_equal(json_str(j, "data.0.object"), "model");
+    assert_string_equal(json_str(j, "data.1.id"), "agentcompress");
+    cJSON_Delete(j);
+    http_free(&h);
+}
+
+#define CHAT_BODY(extra)                                                                                  \
+    "{\"model\":\"" VARIANT "\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of France?\"}]," \
+    "\"temperature\":0,\"max_tokens\":16" extra "}"
+
+static void test_chat(void **state) {
+    (void)state;
+    struct http h = request("POST", "/v1/chat/completions", CHAT_BODY(""));
+    assert_int_equal(h.status, 200);
+    cJSON *j = parse_json(&h);
+    assert_string_equal(json_str(j, "object"), "chat.completion");
+    assert_int_equal(strncmp(json_str(j, "id"), "chatcmpl-", 9), 0);
+    assert_string_equal(json_str(j, "model"), VARIANT);
+    assert_true(json_num(j, "created") > 1.6e9);
+    assert_int_equal((int)json_num(j, "choices.0.index"), 0);
+    assert_string_equal(json_str(j, "choices.0.message.role"), "assistant");
+    const char *text = json_str(j, "choices.0.message.content");
+    const char *finish = json_str(j, "choices.0.finish_reason");
+    assert_non_null(text);
+    assert_true(strlen(text) > 0);
+    assert_true(!strcmp(finish, "stop") || !strcmp(finish, "length"));
+
+    struct ac_chat_message m = {"user", "What is the capital of France?"};
+    char *prompt = ac_chatml_format(&m, 1);
+    const int n_prompt = count_tokens(prompt);
+    free(prompt);
+    assert_int_equal((int)json_num(j, "usage.prompt_tokens"), n_prompt);
+    const int n_gen = (int)json_num(j, "usage.completion_tokens");
+    assert_true(n_gen >= 1 && n_gen <= 16);
+    if (!strcmp(finish, "length")) assert_int_equal(n_gen, 16);
+    assert_int_equal((int)json_num(j, "usage.total_tokens"), n_prompt + n_gen);
+    assert_string_equal(json_str(j, "agentcompress.variant"), VARIANT);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "agentcompress"),
+                                                              "complexity")));
+    assert_true(json_num(j, "agentcompress.cost_bytes") > 0);
+    greedy_chat_text = strdup(text);
+    greedy_chat_finish = strdup(finish);
+    cJSON_Delete(j);
+    http_free(&h);
+
+    /* the same greedy request, with the router's name, answers the same */
+    h = request("POST", "/v1/chat/completions",
+                "{\"model\":\"agentcompress\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of "
+                "France?\"}],\"temperature\":0,\"max_tokens\":16}");
+    assert_int_equal(h.status, 200);
+    j = parse_json(&h);
+    assert_string_equal(json_str(j, "choices.0.message.content"), greedy_chat_text);
+    assert_string_equal(json_str(j, "model"), "agentcompress");
+    cJSON_Delete(j);
+    http_free(&h);
+}
+
+/* Splits an SSE body into its data payloads; returns the count. */
+static int sse_events(char *body, char **events, int max) {
+    int n = 0;
+    for (char *line = strtok(body, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == ':') continue; /* comment (keep-alive) */
+        if (strncmp(line, "data: ", 6) != 0) fail_msg("not an SSE data line: %s", line);
+        if (n < max) events[n++] = line + 6;
+    }
+    return n;
+}
+
+static void test_chat_stream(void **state) {
+    (void)state;
+    assert_non_null(greedy_chat_text);
+    struct http h =
+        request("POST", "/v1/chat/completions", CHAT_BODY(",\"stream\":true,\"stream_options\":{\"include_usage\":true}"));
+    assert_int_equal(h.status, 200);
+    assert_non_null(has(h.head, "Content-Type: text/event-stream"));
+    char *events[256];
+    const int n = sse_events(h.body, events, 256);
+    assert_true(n >= 4);
+    assert_string_equal(events[n - 1], "[DONE]");
+    struct ac_buf text = {0};
+    ac_buf_append(&text, "", 0);
+    char id[64] = "";
+    const char *finish = NULL;
+    int usage_tokens = -1;
+    cJSON *keep[256] = {0};
+    for (int i = 0; i < n - 1; i++) {
+        cJSON *c = keep[i] = cJSON_Parse(events[i]);
+        if (!c) fail_msg("chunk %d is not JSON: %s", i, events[i]);
+        assert_string_equal(json_str(c, "object"), "chat.completion.chunk");
+        if (i == 0) snprintf(id, sizeof id, "%s", json_str(c, "id"));
+        assert_string_equal(json_str(c, "id"), id);
+        const cJSON *choices = cJSON_GetObjectItemCaseSensitive(c, "choices");
+        assert_true(cJSON_IsArray(choices));
+        if (cJSON_GetArraySize(choices) == 0) { /* the usage chunk */
+            usage_tokens = (int)json_num(c, "usage.completion_tokens");
+            continue;
+        }
+        if (i == 0) assert_string_equal(json_str(c, "choices.0.delta.role"), "assistant");
+        const char *d = json_str(c, "choices.0.delta.content");
+        if (d) ac_buf_append(&text, d, strlen(d));
+        if (json_str(c, "choices.0.finish_reason")) finish = json_str(c, "choices.0.finish_reason");
+    }
+    assert_string_equal(text.p, greedy_chat_text);
+    assert_non_null(finish);
+    assert_string_equal(finish, greedy_chat_finish);
+    assert_true(usage_tokens >= 1);
+    for (int i = 0; i < n - 1; i++) cJSON_Delete(keep[i]);
+    ac_buf_free(&text);
+    http_free(&h);
+}
+
+static void test_multi_message(void **state) {
+    (void)state;
+    struct http h = request("POST", "/v1/chat/completions",
+                            "{\"messages\":[{\"role\":\"system\",\"content\":\"You answer in one word.\"},"
+                            "{\"role\":\"user\",\"content\":\"Say yes.\"},{\"role\":\"assistant\",\"content\":\"Yes.\"},"
+                            "{\"role\":\"user\",\"content\":\"Again, <|im_end|> please.\"}],"
+                            "\"temperature\":0.7,\"top_p\":0.9,\"seed\":7,\"max_tokens\":4}");
+    assert_int_equal(h.status, 200);
+    cJSON *j = parse_json(&h);
+    /* a control token written by a user stays text: more tokens than when parsed */
+    struct ac_chat_message m[] = {{"system", "You answer in one word."}, {"user", "Say yes."},
+                                  {"assistant", "Yes."}, {"user", "Again, <|im_end|> please."}};
+    char *prompt = ac_chatml_format(m, 4);
+    assert_true((int)json_num(j, "usage.prompt_tokens") > count_tokens(prompt));
+    free(prompt);
+    assert_true(json_num(j, "usage.completion_tokens") <= 4);
+    cJSON_Delete(j);
+    http_free(&h);
+}
+
+static void test_completions_and_stop(void **state) {
+    (void)state;
+    struct http h = request("POST", "/v1/completions",
+                            "{\"prompt\":\"The three primary colors are\",\"temperature\":0,\"max_tokens\":12}");
+    assert_int_equal(h.status, 200);
+    cJSON *j = parse_json(&h);
+    assert_string_equal(json_str(j, "object"), "text_completion");
+    assert_int_equal(strncmp(json_str(j, "id"), "cmpl-", 5), 0);
+    char *text = strdup(json_str(j, "choices.0.text"));
+    assert_int_equal((int)json_num(j, "usage.prompt_tokens"), count_tokens("The three primary colors are"));
+    cJSON_Delete(j);
+    http_free(&h);
+    assert_true(strlen(text) >= 4);
+
+    /* stop at a piece of the greedy text: the answer is what came before it */
+    char stop[8];
+    const size_t at = strlen(text) / 2;
+    snprintf(stop, sizeof stop, "%.3s", text + at);
+    char *first = strstr(text, stop);
+    char body[512];
+    cJSON *sj = cJSON_CreateString(stop);
+    char *stop_json = cJSON_PrintUnformatted(sj);
+    snprintf(body, sizeof body,
+             "{\"prompt\":\"The three primary colors are\",\"temperature\":0,\"max_tokens\":12,\"stop\":[%s]}",
+             stop_json);
+    h = request("POST", "/v1/completions", body);
+    assert_int_equal(h.status, 200);
+    j = parse_json(&h);
+    assert_int_equal(strlen(json_str(j, "choices.0.text")), (size_t)(first - text));
+    assert_int_equal(strncmp(json_str(j, "choices.0.text"), text, (size_t)(first - text)), 0);
+    assert_string_equal(json_str(j, "choices.0.finish_reason"), "stop");
+    cJSON_Delete(j);
+    http_free(&h);
+
+    /* streamed completion: text chunks join to the same text */
+    h = request("POST", "/v1/completions",
+                "{\"prompt\":\"The three primary colors are\",\"temperature\":0,\"max_tokens\":12,\"stream\":true}");
+    assert_int_equal(h.status, 200);
+    char *events[64];
+    const int n = sse_events(h.body, events, 64);
+    assert_string_equal(events[n - 1], "[DONE]");
+    struct ac_buf joined = {0};
+    ac_buf_append(&joined, "", 0);
+    for (int i = 0; i < n - 1; i++) {
+        cJSON *c = cJSON_Parse(events[i]);
+        assert_non_null(c);
+        assert_string_equal(json_str(c, "object"), "text_completion");
+        const char *t = json_str(c, "choices.0.text");
+        if (t) ac_buf_append(&joined, t, strlen(t));
+        cJSON_Delete(c);
+    }
+    assert_string_equal(joined.p, text);
+    ac_buf_free(&joined);
+    http_free(&h);
+    cJSON_Delete(sj);
+    free(stop_json);
+    free(text);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    const char *chat = "/v1/chat/completions";
+    expect_error("POST", chat, KEY, "{\"messages\": [", 400, NULL);                      /* malformed JSON */
+    expect_error("POST", chat, KEY, "[1,2]", 400, NULL);                                /* not an object */
+    expect_error("POST", chat, KEY, "{\"messages\":\"hi\"}", 400, NULL);                  /* wrong type */
+    expect_error("POST", chat, KEY, CHAT_BODY(",\"top_p\":\"high\""), 400, NULL);        /* wrong type */
+    expect_error("POST", chat, KEY, CHAT_BODY(",\"n\":3"), 400, NULL);                    /* n != 1 */
+    expect_error("POST", chat, KEY, "{\"messages\":[]}", 400, NULL);                      /* empty messages */
+    expect_error("POST", chat, KEY, "", 400, NULL);                                      /* empty body */
+    expect_error("POST", chat, KEY, "{\"model\":\"gpt-9\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 400,
+                 "model_not_found");
+    expect_error("POST", "/v1/completions", KEY, "{\"prompt\":\"\"}", 400, NULL); /* nothing to continue */
+
+    /* prompt longer than the context */
+    struct ac_buf big = {0};
+    ac_buf_printf(&big, "{\"prompt\":\"");
+    for (int i = 0; i < N_CTX + 10; i++) ac_buf_printf(&big, "word%d ", i);
+    ac_buf_printf(&big, "\"}");
+    expect_error("POST", "/v1/completions", KEY, big.p, 400, "context_length_exceeded");
+    ac_buf_free(&big);
+
+    /* auth */
+    expect_error("POST", chat, NULL, CHAT_BODY(""), 401, "invalid_api_key");
+    expect_error("POST", chat, "wrong-key", CHAT_BODY(""), 401, "invalid_api_key");
+    expect_error("GET", "/v1/models", "test-ke", NULL, 401, "invalid_api_key");
+    expect_error("GET", "/metrics", NULL, NULL, 401, "invalid_api_key");
+
+    /* routes and methods */
+    expect_error("GET", "/v1/nothing", KEY, NULL, 404, NULL);
+    expect_error("POST", "/", KEY, "{}", 404, NULL);
+    expect_error("GET", chat, KEY, NULL, 405, NULL);
+    expect_error("DELETE", "/v1/models", KEY, NULL, 405, NULL);
+    struct http h = request("GET", chat, NULL);
+    assert_non_null(has(h.head, "Allow: POST"));
+    http_free(&h);
+
+    /* body too large: announced by Content-Length, and sent chunked */
+    char *huge = malloc(MAX_BODY * 2 + 1);
+    memset(huge, ' ', MAX_BODY * 2);
+    huge[MAX_BODY * 2] = '\0';
+    struct http h413 = request_to(port, "POST", chat, KEY, "Content-Length: 131072\r\nExpect: 100-continue\r\n",
+                                  NULL, 0);
+    expect_error_http(&h413, 413, "request_too_large");
+    http_free(&h413);
+    expect_serving();
+    struct ac_buf chunked = {0};
+    for (int i = 0; i < 4; i++) {
+        ac_buf_printf(&chunked, "%x\r\n", MAX_BODY / 2);
+        ac_buf_append(&chunked, huge, MAX_BODY / 2);
+        ac_buf_printf(&chunked, "\r\n");
+    }
+    ac_buf_printf(&chunked, "0\r\n\r\n");
+    h = request_to(port, "POST", chat, KEY, "Transfer-Encoding: chunked\r\n", chunked.p, chunked.len);
+    expect_error_http(&h, 413, NULL);
+    http_free(&h);
+    ac_buf_free(&chunked);
+    free(huge);
+    expect_serving();
+
+    /* and it still generates */
+    h = request("POST", chat, CHAT_BODY(""));
+    assert_int_equal(h.status, 200);
+    http_free(&h);
+}
+
+/* Reads from fd until needle shows up in what was read (or EOF). */
+static bool read_until(int fd, const char *needle, struct ac_buf *got) {
+    char buf[4096];
+    ssize_t k;
+    while (!(got->p && strstr(got->p, needle)) && (k = recv(fd, buf, sizeof buf, 0)) > 0)
+        ac_buf_append(got, buf, (size_t)k);
+    return got->p && strstr(got->p, needle);
+}
+
+static void test_queue_full_and_disconnect(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN];
+    struct ac_backend *b2;
+    struct ac_server *s2;
+    struct ac_single_params sp = {.n_ctx = N_CTX};
+    assert_int_equal(ac_backend_single_new(&b2, MODEL, &sp, err), 0);
+    struct ac_server_config cfg = {.max_queue = 1};
+    assert_int_equal(ac_server_start(&s2, &cfg, b2, err), 0);
+    const int p2 = ac_server_port(s2);
+    const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":200,\"stream\":true,\"temperature\":0}";
+
+    /* A runs: its first text has arrived */
+    int a = connect_to(p2);
+    send_request(a, "POST", "/v1/completions", NULL, NULL, body, strlen(body));
+    struct ac_buf got_a = {0};
+    assert_true(read_until(a, "\"text\":", &got_a));
+    /* B waits in the queue (its headers are out as soon as it is queued) */
+    int b = connect_to(p2);
+    send_request(b, "POST", "/v1/completions", NULL, NULL, body, strlen(body));
+    struct ac_buf got_b = {0};
+    assert_true(read_until(b, "200 OK", &got_b));
+    /* C finds the queue full */
+    struct http h = request_to(p2, "POST", "/v1/completions", NULL, NULL, body, strlen(body));
+    expect_error_http(&h, 503, "queue_full");
+    assert_non_null(has(h.head, "Retry-After:"));
+    http_free(&h);
+
+    /* both clients leave mid-stream: their runs stop, the server serves on */
+    close(a);
+    close(b);
+    ac_buf_free(&got_a);
+    ac_buf_free(&got_b);
+    /* the runs stop and the streams are counted when their connections
+     * close; nowhere near 2 x 200 tokens ran */
+    for (int tries = 0;; tries++) {
+        h = request_to(p2, "GET", "/metrics", NULL, NULL, NULL, 0);
+        assert_int_equal(h.status, 200);
+        if ((strstr(h.body, "agentcompress_client_disconnects_total 2") &&
+             strstr(h.body, "agentcompress_queue_depth 0")) || tries == 100)
+            break;
+        http_free(&h);
+        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+    }
+    assert_non_null(strstr(h.body, "agentcompress_client_disconnects_total 2"));
+    unsigned long long generated = 0;
+    const char *g = strstr(h.body, "\nagentcompress_tokens_generated_total ");
+    assert_non_null(g);
+    sscanf(g, "\nagentcompress_tokens_generated_total %llu", &generated);
+    assert_true(generated < 200);
+    http_free(&h);
+    const char *hi = "{\"prompt\":\"Hi\",\"max_tokens\":2,\"temperature\":0}";
+    h = request_to(p2, "POST", "/v1/completions", NULL, NULL, hi, strlen(hi));
+    assert_int_equal(h.status, 200);
+    http_free(&h);
+    ac_server_stop(s2);
+    ac_backend_free(b2);
+}
+
+static void test_metrics(void **state) {
+    (void)state;
+    struct http h = request("GET", "/metrics", NULL);
+    assert_int_equal(h.status, 200);
+    assert_non_null(has(h.head, "Content-Type: text/plain; version=0.0.4"));
+    static const char *const names[] = {
+        "# TYPE agentcompress_requests_total counter",
+        "agentcompress_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} ",
+        "agentcompress_requests_total{endpoint=\"/v1/chat/completions\",status=\"400\"} ",
+        "agentcompress_requests_total{endpoint=\"/v1/chat/completions\",status=\"401\"} ",
+        "agentcompress_requests_total{endpoint=\"other\",status=\"404\"} ",
+        "\nagentcompress_tokens_prompt_total ",
+        "\nagentcompress_tokens_generated_total ",
+        "agentcompress_variant_requests_total{variant=\"" VARIANT "\"} ",
+        "\nagentcompress_variant_swaps_total 0\n",
+        "\nagentcompress_variant_cache_hits_total 0\n",
+        "# TYPE agentcompress_queue_depth gauge\nagentcompress_queue_depth 0\n",
+        "# TYPE agentcompress_request_duration_seconds histogram",
+        "agentcompress_request_duration_seconds_bucket{le=\"0.1\"} ",
+        "agentcompress_request_duration_seconds_bucket{le=\"+Inf\"} ",
+        "\nagentcompress_request_duration_seconds_sum ",
+        "\nagentcompress_request_duration_seconds_count ",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strstr(h.body, names[i])) fail_msg("/metrics lacks '%s':\n%s", names[i], h.body);
+    http_free(&h);
+}
+
+/* ------------------------------------------------------ child processes */
+
+static const char *build_dir(void) {
+    const char *b = getenv("AC_BUILD");
+    return b && *b ? b : "build";
+}
+
+static void test_sigterm_finishes_stream(void **state) {
+    (void)state;
+    char cli[256];
+    snprintf(cli, sizeof cli, "%s/agentcompress", build_dir());
+    int errpipe[2];
+    assert_int_equal(pipe(errpipe), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(errpipe[1], 2);
+        close(errpipe[0]);
+        execl(cli, cli, "serve", "-m", MODEL, "--port", "0", "-c", "256", "-q", (char *)NULL);
+        _exit(127);
+    }
+    close(errpipe[1]);
+    FILE *err = fdopen(errpipe[0], "r");
+    char line[512] = "";
+    int p = 0;
+    if (!fgets(line, sizeof line, err) || !strstr(line, "127.0.0.1:") ||
+        sscanf(strstr(line, "127.0.0.1:") + 10, "%d", &p) != 1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("serve did not start: %s", line);
+    }
+    int fd = connect_to(p);
+    const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"stream\":true,\"temperature\":0}";
+    send_request(fd, "POST", "/v1/completions", NULL, NULL, body, strlen(body));
+    struct ac_buf got = {0};
+    assert_true(read_until(fd, "\"text\":", &got));
+    kill(pid, SIGTERM);
+    assert_true(read_until(fd, "data: [DONE]", &got)); /* the stream in progress completes */
+    assert_non_null(strstr(got.p, "\"finish_reason\":\"length\""));
+    close(fd);
+    ac_buf_free(&got);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fclose(err);
+    assert_int_equal(connect_to(p), -1); /* nobody listens any more */
+}
+
+static void test_openai_python(void **state) {
+    (void)state;
+    if (system("python3 -c 'import openai' >/dev/null 2>&1") != 0) {
+        printf("skip: openai Python package not importable (pip install openai); test_openai_python skipped\n");
+        return;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "python3 tests/server/openai_client.py http://127.0.0.1:%d/v1 %s 2>&1", port, KEY);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("openai client failed:\n%s", out);
+    printf("%s", out);
+    expect_serving();
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_filter),
+        cmocka_unit_test(test_parse_request),
+        cmocka_unit_test(test_chatml),
+        cmocka_unit_test(test_health_models),
+        cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_chat_stream),
+        cmocka_unit_test(test_multi_message),
+        cmocka_unit_test(test_completions_and_stop),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_queue_full_and_disconnect),
+        cmocka_unit_test(test_sigterm_finishes_stream),
+        cmocka_unit_test(test_openai_python),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
