@@ -18,6 +18,23 @@
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 static char cli[256];
+/* A directory of this process's own (tests may run concurrently): shell
+ * commands see it as $T. */
+static char tdir[64] = "/tmp/ac_cli_XXXXXX";
+
+static const char *tpath(const char *name) {
+    static char buf[2][256];
+    static int k;
+    k ^= 1;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tdir, name);
+    return buf[k];
+}
+
+static int sh(const char *command) {
+    char full[4096];
+    snprintf(full, sizeof full, "T='%s'; %s", tdir, command);
+    return system(full);
+}
 
 struct result {
     int status; /* exit code, or 128 + signal */
@@ -39,12 +56,12 @@ static char *slurp(const char *path) {
 /* Runs "agentcompress ARGS" through the shell (args are trusted test text). */
 static struct result run(const char *args) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s %s >/tmp/ac_cli_out.txt 2>/tmp/ac_cli_err.txt </dev/null", cli, args);
+    snprintf(cmd, sizeof cmd, "T='%s'; %s %s >\"$T/out.txt\" 2>\"$T/err.txt\" </dev/null", tdir, cli, args);
     int st = system(cmd);
     struct result r = {0};
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp("/tmp/ac_cli_out.txt");
-    r.err = slurp("/tmp/ac_cli_err.txt");
+    r.out = slurp(tpath("out.txt"));
+    r.err = slurp(tpath("err.txt"));
     return r;
 }
 
@@ -94,9 +111,9 @@ static void test_bad_inputs(void **state) {
     expect_fail("generate -m " MODEL " -c 8 -p 'one two three four five six seven eight nine ten'", "does not fit");
     expect_fail("bogus", "unknown command");
     /* a truncated copy of the real model */
-    assert_int_equal(system("head -c 3000000 " MODEL " > /tmp/ac_trunc.gguf"), 0);
-    expect_fail("generate -m /tmp/ac_trunc.gguf -p hi", "past the end");
-    unlink("/tmp/ac_trunc.gguf");
+    assert_int_equal(sh("head -c 3000000 " MODEL " > $T/ac_trunc.gguf"), 0);
+    expect_fail("generate -m $T/ac_trunc.gguf -p hi", "past the end");
+    unlink(tpath("ac_trunc.gguf"));
 }
 
 /* Greedy text through the CLI equals llama.cpp's for every plain reference
@@ -144,20 +161,20 @@ static void test_greedy_matches_reference(void **state) {
 /* calibrate + kld on a one-variant directory made of the tiny F32 model */
 static void test_calibrate_kld(void **state) {
     (void)state;
-    assert_int_equal(system("rm -rf /tmp/ac_vdir && mkdir -p /tmp/ac_vdir && "
-                            "cp tests/fixtures/tiny_llama.gguf /tmp/ac_vdir/f16.gguf && "
+    assert_int_equal(sh("rm -rf $T/ac_vdir && mkdir -p $T/ac_vdir && "
+                            "cp tests/fixtures/tiny_llama.gguf $T/ac_vdir/f16.gguf && "
                             "printf '%s' '{\"base\": \"tiny\", \"variants\": [{\"name\": \"f16\", "
                             "\"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, "
-                            "\"relative_cost\": 1}]}' > /tmp/ac_vdir/manifest.json && "
-                            "cp README.md /tmp/ac_text.txt"),
+                            "\"relative_cost\": 1}]}' > $T/ac_vdir/manifest.json && "
+                            "cp README.md $T/ac_text.txt"),
                      0);
-    struct result r = run("calibrate -V /tmp/ac_vdir --text /tmp/ac_text.txt --tokens 200 --window 64");
+    struct result r = run("calibrate -V $T/ac_vdir --text $T/ac_text.txt --tokens 200 --window 64");
     if (r.status != 0) fail_msg("calibrate: %s", r.err);
     free_result(&r);
-    char *man = slurp("/tmp/ac_vdir/manifest.json");
+    char *man = slurp(tpath("ac_vdir/manifest.json"));
     assert_non_null(strstr(man, "\"prune_order\""));
     free(man);
-    r = run("kld -V /tmp/ac_vdir --text /tmp/ac_text.txt --tokens 128 --window 64 --json");
+    r = run("kld -V $T/ac_vdir --text $T/ac_text.txt --tokens 128 --window 64 --json");
     if (r.status != 0) fail_msg("kld: %s", r.err);
     cJSON *j = cJSON_Parse(r.out);
     assert_non_null(j);
@@ -173,15 +190,15 @@ static void test_calibrate_kld(void **state) {
     cJSON_Delete(j);
     free_result(&r);
     expect_fail("kld -V /nonexistent --text README.md", "manifest.json");
-    expect_fail("calibrate -V /tmp/ac_vdir", "give -V");
-    assert_int_equal(system("rm -rf /tmp/ac_vdir /tmp/ac_text.txt"), 0);
+    expect_fail("calibrate -V $T/ac_vdir", "give -V");
+    assert_int_equal(sh("rm -rf $T/ac_vdir $T/ac_text.txt"), 0);
 }
 
 /* train -> route -> run on a two-variant directory of the tiny model and a
  * synthetic profile where the first token decides the cheap variant */
 static void test_train_route_run(void **state) {
     (void)state;
-    FILE *f = fopen("/tmp/ac_profile.jsonl", "w");
+    FILE *f = fopen(tpath("ac_profile.jsonl"), "w");
     assert_non_null(f);
     fprintf(f, "{\"levels\": {\"quant\": [\"f16\", \"lite\"], \"prune\": [0], \"sparsity\": [0]}}\n");
     for (int i = 0; i < 40; i++) {
@@ -190,19 +207,19 @@ static void test_train_route_run(void **state) {
                 i % 4 < 2 ? "cs" : "physics", hard ? 10 : 20, 30 + i, 40 + i, hard ? "0.5" : "0.99");
     }
     fclose(f);
-    assert_int_equal(system("rm -rf /tmp/ac_vdir2 && mkdir -p /tmp/ac_vdir2 && "
-                            "cp tests/fixtures/tiny_llama.gguf /tmp/ac_vdir2/f16.gguf && "
-                            "cp tests/fixtures/tiny_llama.gguf /tmp/ac_vdir2/lite.gguf && "
+    assert_int_equal(sh("rm -rf $T/ac_vdir2 && mkdir -p $T/ac_vdir2 && "
+                            "cp tests/fixtures/tiny_llama.gguf $T/ac_vdir2/f16.gguf && "
+                            "cp tests/fixtures/tiny_llama.gguf $T/ac_vdir2/lite.gguf && "
                             "printf '%s' '{\"base\": \"tiny\", \"variants\": ["
                             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1}, "
                             "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}"
-                            "]}' > /tmp/ac_vdir2/manifest.json"),
+                            "]}' > $T/ac_vdir2/manifest.json"),
                      0);
-    struct result r = run("train --profile /tmp/ac_profile.jsonl -o /tmp/ac_ctrl.gguf -m /tmp/ac_vdir2/f16.gguf "
+    struct result r = run("train --profile $T/ac_profile.jsonl -o $T/ac_ctrl.gguf -m $T/ac_vdir2/f16.gguf "
                           "--epochs 3 --d-model 32 --layers 1 --heads 2");
     if (r.status != 0) fail_msg("train: %s", r.err);
     free_result(&r);
-    r = run("route -V /tmp/ac_vdir2 -c /tmp/ac_ctrl.gguf -p 'hello world' --json");
+    r = run("route -V $T/ac_vdir2 -c $T/ac_ctrl.gguf -p 'hello world' --json");
     if (r.status != 0) fail_msg("route: %s", r.err);
     cJSON *j = cJSON_Parse(r.out);
     assert_non_null(j);
@@ -211,21 +228,22 @@ static void test_train_route_run(void **state) {
     assert_non_null(cJSON_GetObjectItem(j, "variant"));
     cJSON_Delete(j);
     free_result(&r);
-    r = run("run -V /tmp/ac_vdir2 -c /tmp/ac_ctrl.gguf -p 'hello world' -n 4");
+    r = run("run -V $T/ac_vdir2 -c $T/ac_ctrl.gguf -p 'hello world' -n 4");
     if (r.status != 0) fail_msg("run: %s", r.err);
     assert_non_null(strstr(r.err, "run: complexity"));
     free_result(&r);
     /* a controller whose variants the directory lacks */
-    assert_int_equal(system("sed -i 's/lite/other/g' /tmp/ac_vdir2/manifest.json"), 0);
-    expect_fail("route -V /tmp/ac_vdir2 -c /tmp/ac_ctrl.gguf -p hi", "another variant set");
-    expect_fail("route -V /tmp/ac_vdir2 -c README.md -p hi", "bad magic");
-    expect_fail("train --profile /nonexistent.jsonl -o /tmp/x.gguf", "nonexistent");
-    assert_int_equal(system("rm -rf /tmp/ac_vdir2 /tmp/ac_ctrl.gguf /tmp/ac_profile.jsonl"), 0);
+    assert_int_equal(sh("sed -i 's/lite/other/g' $T/ac_vdir2/manifest.json"), 0);
+    expect_fail("route -V $T/ac_vdir2 -c $T/ac_ctrl.gguf -p hi", "another variant set");
+    expect_fail("route -V $T/ac_vdir2 -c README.md -p hi", "bad magic");
+    expect_fail("train --profile /nonexistent.jsonl -o \"$T/x.gguf\"", "nonexistent");
+    assert_int_equal(sh("rm -rf $T/ac_vdir2 $T/ac_ctrl.gguf $T/ac_profile.jsonl"), 0);
 }
 
 int main(void) {
     const char *build = getenv("AC_BUILD");
     snprintf(cli, sizeof cli, "%s/agentcompress", build ? build : "build");
+    if (!mkdtemp(tdir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_bad_inputs),
@@ -233,5 +251,7 @@ int main(void) {
         cmocka_unit_test(test_calibrate_kld),
         cmocka_unit_test(test_train_route_run),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    sh("rm -rf \"$T\"");
+    return failed;
 }
