@@ -19,7 +19,7 @@ int ac_api_errorf(struct ac_api_error *e, int status, const char *type, const ch
     e->param = param;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    vsnprintf(e->message, sizeof e->message, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): false positive
     va_end(ap);
     return -1;
 }
@@ -160,7 +160,7 @@ static int parse_fields(const cJSON *root, struct ac_gen_request *r, struct ac_a
     } else if (parse_prompt(cJSON_GetObjectItemCaseSensitive(root, "prompt"), r, e) != 0) {
         return -1;
     }
-    double d;
+    double d = 0;
     static const char *const max_names[] = {"max_completion_tokens", "max_tokens"};
     for (int i = 0; i < 2; i++) {
         v = cJSON_GetObjectItemCaseSensitive(root, max_names[i]);

@@ -12,7 +12,7 @@
 static int buf_reserve(struct ac_buf *b, size_t extra) {
     if (extra > SIZE_MAX - b->len - 1) return -1;
     size_t need = b->len + extra + 1;
-    if (need <= b->cap) return 0;
+    if (b->p && need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->p, cap);
@@ -31,16 +31,19 @@ int ac_buf_append(struct ac_buf *b, const char *s, size_t n) {
 }
 
 int ac_buf_printf(struct ac_buf *b, const char *fmt, ...) {
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): false positive
+    int rc = -1;
+    if (n >= 0 && buf_reserve(b, (size_t)n) == 0) {
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+        rc = 0;
+    }
+    va_end(again);
     va_end(ap);
-    if (n < 0 || buf_reserve(b, (size_t)n) != 0) return -1;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
+    return rc;
 }
 
 void ac_buf_free(struct ac_buf *b) {
