@@ -207,10 +207,14 @@ static void layer_mats(struct ac_layer *L, struct ac_tensor *w[LAYER_MATS], stru
 }
 
 /* Type of the transposed copy: the matrix's own where its rows (the
- * output width) fit the type's blocks and the type has a quantizer. */
+ * output width) fit the type's blocks and the type has a quantizer, else
+ * the 32-block type of about the same bits (a K-quant's 256-blocks may not
+ * fit the transposed width), else Q8_0, else F32. */
 static uint32_t transposed_type(const struct ac_tensor *w) {
     const struct ac_type_traits *t = ac_type_traits(w->type);
     if (t->from_float_ref && ac_row_size(w->type, w->rows) > 0) return w->type;
+    const uint32_t near = w->type == AC_TYPE_Q2_K ? AC_TYPE_Q2_0 : w->type == AC_TYPE_Q4_K ? AC_TYPE_Q4_0 : AC_TYPE_Q8_0;
+    if (ac_row_size(near, w->rows) > 0) return near;
     return ac_row_size(AC_TYPE_Q8_0, w->rows) > 0 ? AC_TYPE_Q8_0 : AC_TYPE_F32;
 }
 
