@@ -19,7 +19,7 @@ static void help(void) {
            "GET /health, GET /metrics (Prometheus). SIGINT/SIGTERM stop accepting,\n"
            "finish the requests already received, and exit 0.\n\n"
            "  -m, --model FILE         GGUF model (default: " DEFAULT_MODEL ")\n"
-           "      --host ADDR          numeric address to bind (default 127.0.0.1)\n"
+           "      --host ADDR          address to bind (default 127.0.0.1; 0.0.0.0: all)\n"
            "      --port N             TCP port, 0 = any free one (default 8080)\n"
            "      --api-key KEY        require Authorization: Bearer KEY (default: the\n"
            "                           AGENTCOMPRESS_API_KEY environment variable, if set)\n"

@@ -10,6 +10,7 @@
  * when the client went away, which cancels the run). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -583,22 +584,24 @@ int ac_server_start(struct ac_server **out, const struct ac_server_config *cfg, 
     }
     s->cfg.api_key = NULL; /* s->api_key is the copy */
 
-    struct sockaddr_in6 a6 = {0};
-    struct sockaddr_in a4 = {0};
-    const struct sockaddr *addr;
+    /* the address to bind: a numeric address or a name ("localhost") */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(s->cfg.host, NULL, &hints, &ai) != 0 || !ai ||
+        (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)) {
+        if (ai) freeaddrinfo(ai);
+        server_free(s);
+        return ac_errf(err, "--host: cannot resolve '%s' to an IPv4 or IPv6 address", cfg->host);
+    }
+    struct sockaddr_storage addr;
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_POLL;
-    if (inet_pton(AF_INET, s->cfg.host, &a4.sin_addr) == 1) {
-        a4.sin_family = AF_INET;
-        a4.sin_port = htons((uint16_t)s->cfg.port);
-        addr = (const struct sockaddr *)&a4;
-    } else if (inet_pton(AF_INET6, s->cfg.host, &a6.sin6_addr) == 1) {
-        a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons((uint16_t)s->cfg.port);
-        addr = (const struct sockaddr *)&a6;
+    if (addr.ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)s->cfg.port);
         flags |= MHD_USE_IPv6;
     } else {
-        server_free(s);
-        return ac_errf(err, "--host: '%s' is not a numeric IPv4 or IPv6 address", cfg->host);
+        ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->cfg.port);
     }
     if (pthread_create(&s->worker, NULL, worker_main, s) != 0) {
         server_free(s);
@@ -606,7 +609,7 @@ int ac_server_start(struct ac_server **out, const struct ac_server_config *cfg, 
     }
     s->worker_started = true;
     errno = 0;
-    s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
+    s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);

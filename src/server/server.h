@@ -136,7 +136,7 @@ char *ac_chatml_format(const struct ac_chat_message *msgs, int n);
 /* ---------------------------------------------------------------- server */
 
 struct ac_server_config {
-    const char *host;       /* numeric IPv4 or IPv6 address; NULL: 127.0.0.1 */
+    const char *host;       /* address or name to bind; NULL: 127.0.0.1 */
     int port;               /* 0: any free port (see ac_server_port) */
     const char *api_key;    /* NULL or "": no authentication */
     size_t max_body;        /* request body bytes; 0: 1 MiB */
