@@ -268,16 +268,19 @@ static void vec_dot_q2_K_q8_K_avx2(int n, float *restrict s, const void *restric
     *s = hsum_ps256(acc) - acc_min;
 }
 
-/* The 16 six-bit scales of a Q3_K block, unpacked to bytes sc (0..63). */
-static inline __m128i q3_K_scales(const uint8_t *restrict s12) {
-    uint32_t a[4];
-    memcpy(a, s12, 12);
-    const uint32_t tmp = a[2];
-    a[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | (((tmp >> 4) & 0x03030303u) << 4);
-    a[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | (((tmp >> 6) & 0x03030303u) << 4);
-    a[0] = (a[0] & 0x0f0f0f0fu) | ((tmp & 0x03030303u) << 4);
-    a[1] = (a[1] & 0x0f0f0f0fu) | (((tmp >> 2) & 0x03030303u) << 4);
-    return _mm_loadu_si128((const __m128i *)a);
+/* The 16 six-bit scales of a Q3_K block as bytes (0..63), from one 16-byte
+ * load ending at the last scale byte (it starts 4 bytes into qs, so it
+ * stays inside the block). With a0, a1, a2 the scale dwords: groups 0-3
+ * are (a0 & 0x0f) | (a2 & 3) << 4 bytewise, 4-7 (a1 & 0x0f) | (a2 >> 2 & 3)
+ * << 4, 8-11 (a0 >> 4 & 0x0f) | (a2 >> 4 & 3) << 4, 12-15 (a1 >> 4 & 0x0f)
+ * | (a2 >> 6 & 3) << 4. */
+static inline __m128i q3_K_scales(const block_q3_K *b) {
+    const __m128i u = _mm_loadu_si128((const __m128i *)(b->qs + sizeof b->qs - 4)); /* dwords: -, a0, a1, a2 */
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 1)), _mm_setr_epi32(0, 0, 4, 4)),
+                                     _mm_set1_epi8(0x0f));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(3, 3, 3, 3)), _mm_setr_epi32(0, 2, 4, 6)),
+                                     _mm_set1_epi8(0x03));
+    return _mm_or_si128(lo, _mm_slli_epi32(hi, 4));
 }
 
 /* Q3_K's codes q' = q + 4 in [0, 7] go through maddubs unsigned; the
@@ -289,9 +292,10 @@ static void vec_dot_q3_K_q8_K_avx2(int n, float *restrict s, const void *restric
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(q3_K_scales(x[i].scales), _mm_set1_epi8(32)));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(q3_K_scales(&x[i]), _mm_set1_epi8(32)));
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const int offset = 4 * hsum_epi32_256(_mm256_madd_epi16(sc16, bsums));
+        /* 4 * sum_g sc_g * bsums_g, lane by lane (only the total matters) */
+        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 2);
         /* bit 4h + k of hmask[l] is the top bit of element 128h + 32k + l:
          * moved to bit 2 by a 16-bit shift (left 2, right k, for h = 0;
          * right 2 + k for h = 1), which never drags a neighbour's bit into
@@ -312,8 +316,8 @@ static void vec_dot_q3_K_q8_K_avx2(int n, float *restrict s, const void *restric
             const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
             sumi = _mm256_add_epi32(sumi, scaled_sum_16x8(p, sch));
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(offset, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * h2f(x[i].d)), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, offset)),
+                              acc);
     }
     *s = hsum_ps256(acc);
 }

@@ -405,16 +405,19 @@ static void vec_dot_q2_K_q8_K_avx512(int n, float *restrict s, const void *restr
     *s = _mm512_reduce_add_ps(acc) - hsum_ps256(acc_min);
 }
 
-/* The 16 six-bit scales of a Q3_K block, unpacked to bytes sc (0..63). */
-static inline __m128i q3_K_scales(const uint8_t *restrict s12) {
-    uint32_t a[4];
-    memcpy(a, s12, 12);
-    const uint32_t tmp = a[2];
-    a[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | (((tmp >> 4) & 0x03030303u) << 4);
-    a[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | (((tmp >> 6) & 0x03030303u) << 4);
-    a[0] = (a[0] & 0x0f0f0f0fu) | ((tmp & 0x03030303u) << 4);
-    a[1] = (a[1] & 0x0f0f0f0fu) | (((tmp >> 2) & 0x03030303u) << 4);
-    return _mm_loadu_si128((const __m128i *)a);
+/* The 16 six-bit scales of a Q3_K block as bytes (0..63), from one 16-byte
+ * load ending at the last scale byte (it starts 4 bytes into qs, so it
+ * stays inside the block). With a0, a1, a2 the scale dwords: groups 0-3
+ * are (a0 & 0x0f) | (a2 & 3) << 4 bytewise, 4-7 (a1 & 0x0f) | (a2 >> 2 & 3)
+ * << 4, 8-11 (a0 >> 4 & 0x0f) | (a2 >> 4 & 3) << 4, 12-15 (a1 >> 4 & 0x0f)
+ * | (a2 >> 6 & 3) << 4. */
+static inline __m128i q3_K_scales(const block_q3_K *b) {
+    const __m128i u = _mm_loadu_si128((const __m128i *)(b->qs + sizeof b->qs - 4)); /* dwords: -, a0, a1, a2 */
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 1)), _mm_setr_epi32(0, 0, 4, 4)),
+                                     _mm_set1_epi8(0x0f));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(3, 3, 3, 3)), _mm_setr_epi32(0, 2, 4, 6)),
+                                     _mm_set1_epi8(0x03));
+    return _mm_or_si128(lo, _mm_slli_epi32(hi, 4));
 }
 
 /* Q2_K's 2-bit layout plus a third bit from hmask, added as 4 by a masked
@@ -426,11 +429,11 @@ static void vec_dot_q3_K_q8_K_avx512(int n, float *restrict s, const void *restr
     const int nb = n / QK_K;
     const __m512i m3 = _mm512_set1_epi8(3), k4 = _mm512_set1_epi8(4);
     __m512 acc = _mm512_setzero_ps();
-    float acc_offset = 0;
     for (int i = 0; i < nb; i++) {
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(q3_K_scales(x[i].scales), _mm_set1_epi8(32)));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(q3_K_scales(&x[i]), _mm_set1_epi8(32)));
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const int offset = 4 * hsum_epi32_256(_mm256_madd_epi16(sc16, bsums));
+        /* 4 * sum_g sc_g * bsums_g, lane by lane (only the total matters) */
+        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 2);
         /* vector 2h + c holds elements 128h + 64c + 0..63, whose top bits
          * are bits 4h + 2c (first 32) and 4h + 2c + 1 (last 32) of hmask[l]:
          * hm2 = [hmask, hmask >> 1] lines both up at bit 4h + 2c (the 16-bit
@@ -448,12 +451,11 @@ static void vec_dot_q3_K_q8_K_avx512(int n, float *restrict s, const void *restr
             q[2 * h] = _mm512_mask_add_epi8(q0, b0, q0, k4);
             q[2 * h + 1] = _mm512_mask_add_epi8(q1, b1, q1, k4);
         }
-        const __m512i sumi = scaled_dot_256(q, y[i].qs, _mm512_castsi256_si512(sc16));
-        const float d = y[i].d * h2f(x[i].d);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        acc_offset += d * (float)offset;
+        const __m512i sumi =
+            _mm512_sub_epi32(scaled_dot_256(q, y[i].qs, _mm512_castsi256_si512(sc16)), _mm512_zextsi256_si512(offset));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[i].d * h2f(x[i].d)), _mm512_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc) - acc_offset;
+    *s = _mm512_reduce_add_ps(acc);
 }
 
 static void vec_dot_q4_K_q8_K_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
