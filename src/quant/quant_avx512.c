@@ -263,48 +263,43 @@ static void vec_dot_q5_0_q8_0_avx512(int n, float *restrict s, const void *restr
     *s = hsum_ps256(acc);
 }
 
-/* As Q4_1's: 256-bit, one block per register, scales of 4 blocks at once. */
+/* As Q5_0's, with unsigned codes (one vpdpbusd per pair of blocks) and
+ * the m * s terms of 4 blocks in one vector. */
 static void vec_dot_q5_1_q8_1_avx512(int n, float *restrict s, const void *restrict vx, const void *restrict vy) {
     const block_q5_1 *restrict x = vx;
     const block_q8_1 *restrict y = vy;
     const int nb = n / QK8_1;
-    /* the (d, m) / (d, s) dwords of 4 consecutive blocks: x's at dword 0,
-     * 6, 12, 18 of its 96 bytes (the last from a masked second load that
-     * stays inside them), y's at 0, 9, 18, 27 of 128 */
-    const __m512i idx_x = _mm512_setr_epi32(0, 6, 12, 18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i idx_y = _mm512_setr_epi32(0, 9, 18, 27, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m256i k16 = _mm256_set1_epi8(16);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m256 acc_ms = _mm256_setzero_ps(); /* odd lanes: m * s */
+    const __m512i k16 = _mm512_set1_epi8(16);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m128 acc_ms = _mm_setzero_ps();
     int i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const uint8_t *xb = (const uint8_t *)(x + i), *yb = (const uint8_t *)(y + i);
-        const __m512i xdm =
-            _mm512_permutex2var_epi32(_mm512_loadu_si512(xb), idx_x, _mm512_maskz_loadu_epi32(0x00FF, xb + 64));
-        const __m512i ydm = _mm512_permutex2var_epi32(_mm512_loadu_si512(yb), idx_y, _mm512_loadu_si512(yb + 64));
-        const __m256 prod = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(xdm)),
-                                          _mm256_cvtph_ps(_mm512_castsi512_si128(ydm)));
-        acc_ms = _mm256_add_ps(acc_ms, prod);
-        float d[8];
-        _mm256_storeu_ps(d, prod);
-        __m256i p[4];
-        for (int k = 0; k < 4; k++) {
-            __m256i q = nibbles_32_bcast(x[i + k].qs);
-            q = _mm256_mask_add_epi8(q, _cvtu32_mask32(load_u32(x[i + k].qh)), q, k16);
-            p[k] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y[i + k].qs));
-        }
-        acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[0]), _mm256_cvtepi32_ps(p[0]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[2]), _mm256_cvtepi32_ps(p[1]), acc1);
-        acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[4]), _mm256_cvtepi32_ps(p[2]), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&d[6]), _mm256_cvtepi32_ps(p[3]), acc1);
+        const __m128 dx = load4_f16((const uint8_t *)&x[i].d, sizeof(block_q5_1));
+        const __m128 dy = load4_f16((const uint8_t *)&y[i].d, sizeof(block_q8_1));
+        const __m128 mx = load4_f16((const uint8_t *)&x[i].m, sizeof(block_q5_1));
+        const __m128 sy = load4_f16((const uint8_t *)&y[i].s, sizeof(block_q8_1));
+        acc_ms = _mm_fmadd_ps(mx, sy, acc_ms);
+        const __m512 d = _mm512_castps128_ps512(_mm_mul_ps(dx, dy));
+        const __mmask64 h01 = _cvtu64_mask64((uint64_t)load_u32(x[i].qh) | (uint64_t)load_u32(x[i + 1].qh) << 32);
+        const __mmask64 h23 = _cvtu64_mask64((uint64_t)load_u32(x[i + 2].qh) | (uint64_t)load_u32(x[i + 3].qh) << 32);
+        __m512i qx01 = nibbles_2x32(x[i].qs, x[i + 1].qs);
+        __m512i qx23 = nibbles_2x32(x[i + 2].qs, x[i + 3].qs);
+        qx01 = _mm512_mask_add_epi8(qx01, h01, qx01, k16);
+        qx23 = _mm512_mask_add_epi8(qx23, h23, qx23, k16);
+        const __m512i p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx01, load_2x256(y[i].qs, y[i + 1].qs));
+        const __m512i p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qx23, load_2x256(y[i + 2].qs, y[i + 3].qs));
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(SPREAD(0, 1), d), _mm512_cvtepi32_ps(p01), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(SPREAD(2, 3), d), _mm512_cvtepi32_ps(p23), acc1);
     }
-    __m256 acc = _mm256_add_ps(acc0, acc1);
-    float summs = hsum_ps256(_mm256_and_ps(acc_ms, _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1))));
+    const __m512 acc01 = _mm512_add_ps(acc0, acc1);
+    __m256 acc = _mm256_add_ps(_mm512_castps512_ps256(acc01), _mm512_extractf32x8_ps(acc01, 1));
+    acc_ms = _mm_add_ps(acc_ms, _mm_movehl_ps(acc_ms, acc_ms));
+    float summs = _mm_cvtss_f32(_mm_add_ss(acc_ms, _mm_movehdup_ps(acc_ms)));
     for (; i < nb; i++) {
         summs += h2f(x[i].m) * h2f(y[i].s);
         const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
         __m256i q = nibbles_32(x[i].qs);
-        q = _mm256_mask_add_epi8(q, _cvtu32_mask32(load_u32(x[i].qh)), q, k16);
+        q = _mm256_mask_add_epi8(q, _cvtu32_mask32(load_u32(x[i].qh)), q, _mm256_set1_epi8(16));
         const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
     }
