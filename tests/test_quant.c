@@ -334,6 +334,79 @@ static void test_vec_dot_simd_vs_ref(void **state) {
     }
 }
 
+/* Weight blocks of random bytes (every code, scale and high-bit pattern,
+ * including ones no quantizer writes) with sane fp16 fields: every SIMD
+ * level's vec_dot matches the reference, misaligned, at odd block counts. */
+static void test_vec_dot_random_codes(void **state) {
+    (void)state;
+    static const struct {
+        uint32_t id;
+        int n_half;            /* fp16 fields per block */
+        size_t half_off[2];    /* their offsets */
+    } types[] = {
+        {AC_TYPE_Q4_0, 1, {offsetof(block_q4_0, d)}},
+        {AC_TYPE_Q4_1, 2, {offsetof(block_q4_1, d), offsetof(block_q4_1, m)}},
+        {AC_TYPE_Q5_0, 1, {offsetof(block_q5_0, d)}},
+        {AC_TYPE_Q5_1, 2, {offsetof(block_q5_1, d), offsetof(block_q5_1, m)}},
+        {AC_TYPE_Q8_0, 1, {offsetof(block_q8_0, d)}},
+        {AC_TYPE_Q2_K, 2, {offsetof(block_q2_K, d), offsetof(block_q2_K, dmin)}},
+        {AC_TYPE_Q3_K, 1, {offsetof(block_q3_K, d)}},
+        {AC_TYPE_Q4_K, 2, {offsetof(block_q4_K, d), offsetof(block_q4_K, dmin)}},
+        {AC_TYPE_Q5_K, 2, {offsetof(block_q5_K, d), offsetof(block_q5_K, dmin)}},
+        {AC_TYPE_Q6_K, 1, {offsetof(block_q6_K, d)}},
+        {AC_TYPE_Q2_0, 2, {offsetof(block_q2_0, d), offsetof(block_q2_0, m)}},
+    };
+    static const int block_counts[] = {1, 3, 7, 33};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const struct ac_type_traits *t = ac_type_traits(types[ti].id);
+        assert_non_null(t);
+        for (size_t bi = 0; bi < sizeof block_counts / sizeof block_counts[0]; bi++) {
+            const int64_t n = elements_for(t, block_counts[bi]);
+            uint8_t *qx = xmalloc(ac_row_size(types[ti].id, n) + 1);
+            for (int b = 0; b < block_counts[bi]; b++) {
+                uint8_t *blk = qx + 1 + (size_t)b * t->type_size;
+                for (size_t k = 0; k < t->type_size; k++) blk[k] = (uint8_t)rng_u32();
+                for (int h = 0; h < types[ti].n_half; h++) {
+                    const uint16_t v = ac_fp32_to_fp16((rng_uniform() - 0.3f) * 0.05f);
+                    memcpy(blk + types[ti].half_off[h], &v, 2);
+                }
+            }
+            float *y = xmalloc(n * sizeof(float)), *dx = xmalloc(n * sizeof(float)), *dy = xmalloc(n * sizeof(float));
+            fill_normal(y, n);
+            uint8_t *qy = quantize_at(t->vec_dot_type, y, n, 1, true);
+            ac_quant_force_scalar(true);
+            t->to_float(qx + 1, dx, n);
+            ac_type_traits(t->vec_dot_type)->to_float(qy + 1, dy, n);
+            double abs_sum = 0, exact = 0;
+            for (int64_t j = 0; j < n; j++) {
+                abs_sum += fabs((double)dx[j] * dy[j]);
+                exact += (double)dx[j] * dy[j];
+            }
+            float want;
+            t->vec_dot_ref((int)n, &want, qx + 1, qy + 1);
+            /* the reference dot is the dequantized dot, up to float rounding
+             * (Q8_1 partners: and up to the fp16 rounding of s) */
+            if (t->vec_dot_type != AC_TYPE_Q8_1 && !(fabs(want - exact) <= 2e-6 * abs_sum + 1e-30))
+                fail_msg("%s x %d random blocks: vec_dot_ref %.9g vs dequantized dot %.9g", t->name, block_counts[bi],
+                         (double)want, exact);
+            for (size_t l = 0; l < sizeof all_levels / sizeof all_levels[0]; l++) {
+                if (!ac_quant_use_level(all_levels[l])) continue;
+                float got = NAN;
+                t->vec_dot((int)n, &got, qx + 1, qy + 1);
+                if (!(fabs((double)got - want) <= 2e-6 * abs_sum + 1e-30))
+                    fail_msg("%s x %d random blocks (%s): vec_dot %.9g vs ref %.9g", t->name, block_counts[bi],
+                             level_names[l], (double)got, (double)want);
+            }
+            ac_quant_force_scalar(false);
+            free(qx);
+            free(qy);
+            free(y);
+            free(dx);
+            free(dy);
+        }
+    }
+}
+
 /* SIMD activation quantizers give the reference's bits on random data,
  * zero blocks and blocks whose largest magnitude appears with both signs. */
 static void test_from_float_simd_bits(void **state) {
@@ -473,6 +546,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_rmse),
         cmocka_unit_test(test_vec_dot_vs_float),
         cmocka_unit_test(test_vec_dot_simd_vs_ref),
+        cmocka_unit_test(test_vec_dot_random_codes),
         cmocka_unit_test(test_from_float_simd_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
