@@ -406,8 +406,13 @@ static void vec_dot_q5_0_q8_0_ref(int n, float *restrict s, const void *restrict
     const int nb = n / QK8_0;
     float sumf = 0;
     for (int i = 0; i < nb; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, sizeof qh);
         int sumi = 0;
-        for (int j = 0; j < QK5_0; ++j) sumi += (q5_code(x[i].qs, x[i].qh, j) - 16) * y[i].qs[j];
+        for (int j = 0; j < QK5_0 / 2; ++j) {
+            sumi += (((x[i].qs[j] & 0x0F) | (int)(((qh >> j) & 1u) << 4)) - 16) * y[i].qs[j];
+            sumi += (((x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - 16) * y[i].qs[j + 16];
+        }
         sumf += sumi * (FP16_TO_FP32(x[i].d) * FP16_TO_FP32(y[i].d));
     }
     *s = sumf;
@@ -419,8 +424,13 @@ static void vec_dot_q5_1_q8_1_ref(int n, float *restrict s, const void *restrict
     const int nb = n / QK8_1;
     float sumf = 0;
     for (int i = 0; i < nb; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, sizeof qh);
         int sumi = 0;
-        for (int j = 0; j < QK5_1; ++j) sumi += q5_code(x[i].qs, x[i].qh, j) * y[i].qs[j];
+        for (int j = 0; j < QK5_1 / 2; ++j) {
+            sumi += ((x[i].qs[j] & 0x0F) | (int)(((qh >> j) & 1u) << 4)) * y[i].qs[j];
+            sumi += ((x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) * y[i].qs[j + 16];
+        }
         /* x = d*q + m: dot = dx*dy*sum(q*qy) + m*s, as Q4_1 */
         sumf += sumi * (FP16_TO_FP32(x[i].d) * FP16_TO_FP32(y[i].d)) + FP16_TO_FP32(x[i].m) * FP16_TO_FP32(y[i].s);
     }
@@ -826,11 +836,22 @@ static void vec_dot_q3_K_q8_K_ref(int n, float *restrict s, const void *restrict
     const int nb = n / QK_K;
     float sumf = 0;
     for (int i = 0; i < nb; i++) {
+        /* element 128h + 32k + l: low bits (qs[32h + l] >> 2k) & 3, top bit
+         * (hmask[l] >> (4h + k)) & 1; groups of 16 run along l */
         int isum = 0;
-        for (int g = 0; g < QK_K / 16; g++) {
-            int sumi = 0;
-            for (int e = 16 * g; e < 16 * g + 16; e++) sumi += q3_K_value(&x[i], e) * y[i].qs[e];
-            isum += q3_K_scale(x[i].scales, g) * sumi;
+        for (int h = 0; h < 2; h++) {
+            for (int k = 0; k < 4; k++) {
+                const int8_t *q8 = y[i].qs + 128 * h + 32 * k;
+                for (int half = 0; half < 2; half++) {
+                    int sumi = 0;
+                    for (int l = 16 * half; l < 16 * half + 16; l++) {
+                        const int low2 = (x[i].qs[32 * h + l] >> (2 * k)) & 3;
+                        const int high = (x[i].hmask[l] >> (4 * h + k)) & 1;
+                        sumi += ((low2 | (high << 2)) - 4) * q8[l];
+                    }
+                    isum += q3_K_scale(x[i].scales, 8 * h + 2 * k + half) * sumi;
+                }
+            }
         }
         sumf += FP16_TO_FP32(x[i].d) * y[i].d * isum;
     }
@@ -1050,8 +1071,13 @@ static void vec_dot_q5_K_q8_K_ref(int n, float *restrict s, const void *restrict
         for (int j = 0; j < QK_K / 32; j++) {
             uint8_t sc, m;
             q4_K_scale_min(j, x[i].scales, &sc, &m);
+            /* element 32j + l: nibble j % 2 of qs[32(j / 2) + l], top bit
+             * (qh[l] >> j) & 1 */
+            const uint8_t *q = x[i].qs + 32 * (j / 2);
+            const int shift = 4 * (j % 2);
             int sumi = 0;
-            for (int e = 32 * j; e < 32 * j + 32; e++) sumi += q5_K_code(&x[i], e) * y[i].qs[e];
+            for (int l = 0; l < 32; l++)
+                sumi += (((q[l] >> shift) & 0xF) | (((x[i].qh[l] >> j) & 1) << 4)) * y[i].qs[32 * j + l];
             isum += sc * sumi;
             summs += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         }
