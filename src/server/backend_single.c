@@ -124,8 +124,6 @@ struct ac_prepared {
     int n_ids;
 };
 
-static const char ROUTER_NAME[] = "agentcompress";
-
 static int single_n_models(const struct ac_backend *b) {
     (void)b;
     return 2;
@@ -133,17 +131,12 @@ static int single_n_models(const struct ac_backend *b) {
 
 static const char *single_model_name(const struct ac_backend *b, int i) {
     const struct single *s = (const struct single *)b;
-    return i == 0 ? s->name : ROUTER_NAME;
+    return i == 0 ? s->name : AC_ROUTER_NAME;
 }
 
-static int single_prepare(struct ac_backend *b, const struct ac_gen_request *req, struct ac_prepared **out,
-                          struct ac_api_error *e) {
-    struct single *s = (struct single *)b;
-    *out = NULL;
-    if (req->model && strcmp(req->model, s->name) != 0 && strcmp(req->model, ROUTER_NAME) != 0)
-        return ac_api_errorf(e, 400, "invalid_request_error", "model_not_found", "model",
-                             "the model '%.64s' does not exist (GET /v1/models lists them)", req->model);
-    struct ids ids = {.tok = s->tok, .err = "out of memory"};
+int ac_backend_prompt_ids(const struct ac_tokenizer *tok, const struct ac_gen_request *req, int n_ctx,
+                          int32_t **out, int *n_out, struct ac_api_error *e) {
+    struct ids ids = {.tok = tok, .err = "out of memory"};
     int rc = req->kind == AC_API_CHAT ? ac_chatml_walk(req->messages, req->n_messages, push_tokens, &ids)
                                       : push_tokens(&ids, req->prompt, strlen(req->prompt), true);
     if (rc != 0) {
@@ -155,19 +148,38 @@ static int single_prepare(struct ac_backend *b, const struct ac_gen_request *req
         free(ids.v);
         return ac_api_errorf(e, 400, "invalid_request_error", NULL, "prompt", "the prompt is empty");
     }
-    if (ids.n >= s->n_ctx) {
+    if (ids.n >= n_ctx) {
         free(ids.v);
         return ac_api_errorf(e, 400, "invalid_request_error", "context_length_exceeded",
                              req->kind == AC_API_CHAT ? "messages" : "prompt",
                              "the prompt has %d tokens; this model's context holds %d, including the answer",
-                             ids.n, s->n_ctx);
+                             ids.n, n_ctx);
     }
+    *out = ids.v;
+    *n_out = ids.n;
+    return 0;
+}
+
+int ac_backend_model_not_found(const struct ac_gen_request *req, struct ac_api_error *e) {
+    return ac_api_errorf(e, 400, "invalid_request_error", "model_not_found", "model",
+                         "the model '%.64s' does not exist (GET /v1/models lists them)", req->model);
+}
+
+static int single_prepare(struct ac_backend *b, const struct ac_gen_request *req, struct ac_prepared **out,
+                          struct ac_api_error *e) {
+    struct single *s = (struct single *)b;
+    *out = NULL;
+    if (req->model && strcmp(req->model, s->name) != 0 && strcmp(req->model, AC_ROUTER_NAME) != 0)
+        return ac_backend_model_not_found(req, e);
+    int32_t *ids;
+    int n;
+    if (ac_backend_prompt_ids(s->tok, req, s->n_ctx, &ids, &n, e) != 0) return -1;
     if (!(*out = malloc(sizeof **out))) {
-        free(ids.v);
+        free(ids);
         return ac_api_errorf(e, 500, "server_error", NULL, NULL, "out of memory");
     }
-    (*out)->ids = ids.v;
-    (*out)->n_ids = ids.n;
+    (*out)->ids = ids;
+    (*out)->n_ids = n;
     return 0;
 }
 
@@ -189,24 +201,32 @@ static bool on_token(void *user, int32_t id) {
     return rs->stopped;
 }
 
-static int single_run(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
-                      void *user, struct ac_run_result *res, char *err) {
-    struct single *s = (struct single *)b;
-    const int room = s->n_ctx - p->n_ids;
+int ac_backend_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const int32_t *ids, int n_ids,
+                        const struct ac_gen_request *req, ac_text_fn emit, void *user, struct ac_run_result *res,
+                        char *err) {
+    const int room = ac_context_n_ctx(ctx) - n_ids;
     struct ac_gen_params gp = {
         .n_predict = req->max_tokens > 0 && req->max_tokens < room ? req->max_tokens : room,
         .sampling = {.temp = req->temperature, .top_k = 0, .top_p = req->top_p, .seed = req->seed},
     };
-    struct run_state rs = {.tok = s->tok, .emit = emit, .user = user};
+    struct run_state rs = {.tok = tok, .emit = emit, .user = user};
     struct ac_gen_stats st;
-    if (ac_generate(s->ctx, s->tok, p->ids, p->n_ids, &gp, on_token, &rs, &st, err) != 0) return -1;
+    if (ac_generate(ctx, tok, ids, n_ids, &gp, on_token, &rs, &st, err) != 0) return -1;
     memset(res, 0, sizeof *res);
     res->n_prompt = st.n_prompt;
     res->n_generated = st.n_generated;
     res->hit_length = !st.hit_eog && !rs.stopped;
-    res->cost_bytes = ac_context_weight_bytes(s->ctx);
-    res->variant = s->name;
+    res->cost_bytes = ac_context_weight_bytes(ctx);
     res->complexity = -1;
+    res->cache_hit = -1;
+    return 0;
+}
+
+static int single_run(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
+                      void *user, struct ac_run_result *res, char *err) {
+    struct single *s = (struct single *)b;
+    if (ac_backend_generate(s->ctx, s->tok, p->ids, p->n_ids, req, emit, user, res, err) != 0) return -1;
+    res->variant = s->name;
     return 0;
 }
 

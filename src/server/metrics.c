@@ -40,10 +40,13 @@ void ac_metrics_request(struct ac_metrics *m, enum ac_endpoint ep, int status, d
     pthread_mutex_unlock(&m->mu);
 }
 
-void ac_metrics_generation(struct ac_metrics *m, const char *variant, int n_prompt, int n_generated) {
+void ac_metrics_generation(struct ac_metrics *m, const struct ac_run_result *res) {
+    const char *variant = res->variant ? res->variant : "";
     pthread_mutex_lock(&m->mu);
-    m->tokens_prompt += (uint64_t)n_prompt;
-    m->tokens_generated += (uint64_t)n_generated;
+    m->tokens_prompt += (uint64_t)res->n_prompt;
+    m->tokens_generated += (uint64_t)res->n_generated;
+    if (res->cache_hit == 1) m->cache_hits++;
+    if (res->cache_hit == 0) m->cache_misses++, m->variant_swaps++;
     int i = 0;
     while (i < m->n_variants && strcmp(m->variants[i].name, variant) != 0) i++;
     if (i == m->n_variants && i < AC_METRICS_VARIANTS) {

@@ -148,7 +148,7 @@ static void run_job(struct ac_server *s, struct job *j) {
         snprintf(j->err, sizeof j->err, "%s", err);
     }
     pthread_mutex_unlock(&s->mu);
-    if (rc == 0) ac_metrics_generation(&s->metrics, res.variant ? res.variant : "", res.n_prompt, res.n_generated);
+    if (rc == 0) ac_metrics_generation(&s->metrics, &res);
 }
 
 static void *worker_main(void *arg) {

@@ -78,6 +78,8 @@ struct ac_run_result {
     double cost_bytes; /* bytes of weights read for the prompt and the generated tokens */
     const char *variant; /* the variant that ran it (lives as long as the backend) */
     double complexity;   /* predicted task complexity; < 0 when nothing predicted it */
+    int cache_hit;       /* 1: the variant was resident, 0: it was loaded (a swap), -1: no cache */
+    double route_us;     /* time the routing decision took; 0 when none was made */
 };
 
 /* Receives generated text as it is produced (any byte split: a UTF-8
@@ -112,6 +114,24 @@ struct ac_backend {
 };
 
 void ac_backend_free(struct ac_backend *b);
+
+/* The model name that asks the router to choose. */
+#define AC_ROUTER_NAME "agentcompress"
+
+struct ac_tokenizer;
+struct ac_context;
+
+/* Backend helpers. The prompt's token ids (ChatML for chat, BOS where the
+ * model asks for it), checked to leave room in n_ctx; *ids is malloc'd. */
+int ac_backend_prompt_ids(const struct ac_tokenizer *tok, const struct ac_gen_request *req, int n_ctx,
+                          int32_t **ids, int *n, struct ac_api_error *e);
+/* The 400 for a model name the backend does not serve. */
+int ac_backend_model_not_found(const struct ac_gen_request *req, struct ac_api_error *e);
+/* Generates on ctx per the request's sampling and limits, streaming text to
+ * emit; fills res except variant (complexity -1, cache_hit -1). */
+int ac_backend_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const int32_t *ids, int n_ids,
+                        const struct ac_gen_request *req, ac_text_fn emit, void *user, struct ac_run_result *res,
+                        char *err);
 
 struct ac_single_params {
     int n_ctx;     /* 0: the library's default */

@@ -111,7 +111,7 @@ int ac_metrics_init(struct ac_metrics *m);
 void ac_metrics_destroy(struct ac_metrics *m);
 const char *ac_endpoint_name(enum ac_endpoint ep);
 void ac_metrics_request(struct ac_metrics *m, enum ac_endpoint ep, int status, double seconds);
-void ac_metrics_generation(struct ac_metrics *m, const char *variant, int n_prompt, int n_generated);
+void ac_metrics_generation(struct ac_metrics *m, const struct ac_run_result *res);
 void ac_metrics_disconnect(struct ac_metrics *m);
 /* Prometheus text exposition format 0.0.4. */
 int ac_metrics_render(struct ac_metrics *m, int queue_depth, int in_flight, struct ac_buf *out);
