@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "controller/controller.h"
 #include "model/model.h"
 #include "server/server.h"
 #include "server/server_internal.h"
@@ -772,7 +773,7 @@ static void test_sigterm_finishes_stream(void **state) {
     if (pid == 0) {
         dup2(errpipe[1], 2);
         close(errpipe[0]);
-        execl(cli, cli, "serve", "-m", MODEL, "--port", "0", "-c", "256", "-q", (char *)NULL);
+        execl(cli, cli, "serve", "-m", MODEL, "--port", "0", "--ctx-size", "256", "-q", (char *)NULL);
         _exit(127);
     }
     close(errpipe[1]);
@@ -822,6 +823,93 @@ static void test_openai_python(void **state) {
     expect_serving();
 }
 
+/* The variants backend: a two-variant directory of the tiny model behind
+ * the variant cache, routed by an (untrained) controller. Routed requests
+ * report the variant and complexity; a named variant runs on that one;
+ * the cache metrics count one load per variant, then hits. */
+static void test_routed_backend(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ac_routed_XXXXXX", cmd[2048], ctrl_path[128], err[AC_ERR_LEN];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd,
+             "cp tests/fixtures/tiny_llama.gguf %s/f16.gguf && cp tests/fixtures/tiny_llama.gguf %s/lite.gguf && "
+             "printf '%%s' '{\"base\": \"tiny\", \"variants\": ["
+             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1},"
+             "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}]}'"
+             " > %s/manifest.json",
+             dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    struct ac_model *tiny;
+    snprintf(ctrl_path, sizeof ctrl_path, "%s/f16.gguf", dir);
+    assert_int_equal(ac_model_load(&tiny, ctrl_path, err), 0);
+    struct ac_controller_config cc;
+    ac_controller_config_default(&cc, tiny->cfg.n_vocab, tiny->cfg.dim);
+    cc.d_model = 32, cc.n_layers = 1, cc.n_heads = 2;
+    cc.n_levels[0] = 2, cc.n_levels[1] = 1, cc.n_levels[2] = 1;
+    snprintf(cc.quant_names[0], AC_CTRL_NAME_LEN, "f16");
+    snprintf(cc.quant_names[1], AC_CTRL_NAME_LEN, "lite");
+    cc.prune_levels[0] = 0.0f, cc.sparsity_levels[0] = 0.0f;
+    struct ac_controller *ctrl;
+    assert_int_equal(ac_controller_new(&ctrl, &cc, 7, err), 0);
+    snprintf(ctrl_path, sizeof ctrl_path, "%s/ctrl.gguf", dir);
+    assert_int_equal(ac_controller_save(ctrl, ctrl_path, err), 0);
+    ac_controller_free(ctrl);
+    ac_model_free(tiny);
+
+    struct ac_backend *rb;
+    struct ac_routed_params rp = {.dir = dir, .controller_path = ctrl_path, .n_ctx = 128};
+    if (ac_backend_routed_new(&rb, &rp, err) != 0) fail_msg("routed backend: %s", err);
+    struct ac_server *rs;
+    struct ac_server_config cfg = {.port = 0};
+    assert_int_equal(ac_server_start(&rs, &cfg, rb, err), 0);
+    const int rport = ac_server_port(rs);
+    struct http h = request_to(rport, "GET", "/v1/models", NULL, NULL, NULL, 0);
+    cJSON *j = parse_json(&h);
+    assert_string_equal(json_str(j, "data.0.id"), "agentcompress");
+    assert_string_equal(json_str(j, "data.2.id"), "lite");
+    cJSON_Delete(j);
+    http_free(&h);
+    static const char routed[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}],"
+                                 "\"temperature\":0,\"max_tokens\":4}";
+    static const char named[] = "{\"model\":\"lite\",\"prompt\":\"hello\",\"temperature\":0,\"max_tokens\":4}";
+    for (int k = 0; k < 2; k++) {
+        h = request_to(rport, "POST", "/v1/chat/completions", NULL, NULL, routed, strlen(routed));
+        if (h.status != 200) fail_msg("routed chat: %d %s", h.status, h.body);
+        j = parse_json(&h);
+        const char *v = json_str(j, "agentcompress.variant");
+        assert_true(!strcmp(v, "f16") || !strcmp(v, "lite"));
+        const double c = json_num(j, "agentcompress.complexity");
+        assert_true(c >= 0.0 && c <= 1.0);
+        cJSON_Delete(j);
+        http_free(&h);
+        h = request_to(rport, "POST", "/v1/completions", NULL, NULL, named, strlen(named));
+        if (h.status != 200) fail_msg("named completion: %d %s", h.status, h.body);
+        j = parse_json(&h);
+        assert_string_equal(json_str(j, "agentcompress.variant"), "lite");
+        cJSON_Delete(j);
+        http_free(&h);
+    }
+    static const char unknown[] = "{\"model\":\"nope\",\"prompt\":\"hello\"}";
+    h = request_to(rport, "POST", "/v1/completions", NULL, NULL, unknown, strlen(unknown));
+    expect_error_http(&h, 400, "model_not_found");
+    http_free(&h);
+    h = request_to(rport, "GET", "/metrics", NULL, NULL, NULL, 0);
+    /* four runs over at most two variants, both fitting the default budget */
+    const char *misses = has(h.body, "\nagentcompress_variant_cache_misses_total ");
+    const char *hits = has(h.body, "\nagentcompress_variant_cache_hits_total ");
+    assert_non_null(misses);
+    assert_non_null(hits);
+    const int n_miss = atoi(misses + strlen("\nagentcompress_variant_cache_misses_total "));
+    const int n_hit = atoi(hits + strlen("\nagentcompress_variant_cache_hits_total "));
+    assert_true(n_miss >= 1 && n_miss <= 2);
+    assert_int_equal(n_hit + n_miss, 4);
+    http_free(&h);
+    ac_server_stop(rs);
+    ac_backend_free(rb);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -838,6 +926,7 @@ int main(void) {
         cmocka_unit_test(test_queue_full_and_disconnect),
         cmocka_unit_test(test_sigterm_finishes_stream),
         cmocka_unit_test(test_openai_python),
+        cmocka_unit_test(test_routed_backend),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,9 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
 
+/* A byte size: a number with an optional K, M or G suffix (powers of 1024). */
+int cli_size(const char *cmd, const char *flag, const char *s, size_t *out);
+
 /* The value after flag argv[*i]; advances *i. Prints an error and returns
  * NULL when the flag is last. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);

@@ -41,6 +41,20 @@ int cli_float(const char *cmd, const char *flag, const char *s, double lo, doubl
     return 0;
 }
 
+int cli_size(const char *cmd, const char *flag, const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mult = 1.0;
+    if (*end == 'K' || *end == 'k') mult = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mult = 1024.0 * 1024.0, end++;
+    else if (*end == 'G' || *end == 'g') mult = 1024.0 * 1024.0 * 1024.0, end++;
+    if (errno || end == s || *end || !(v > 0) || v * mult > 1e15)
+        return cli_fail(cmd, "%s: expected a size such as 512M, got '%s'", flag, s), -1;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
 const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
         cli_fail(cmd, "%s needs a value", argv[*i]);

@@ -13,18 +13,26 @@
 #define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 static void help(void) {
-    printf("usage: agentcompress serve -m MODEL.gguf [options]\n\n"
+    printf("usage: agentcompress serve -m MODEL.gguf [options]\n"
+           "       agentcompress serve -V VARIANTS_DIR [-c CONTROLLER.gguf] [options]\n\n"
            "Serves the model over an OpenAI-compatible HTTP API: POST /v1/chat/completions,\n"
            "POST /v1/completions (both stream with \"stream\": true), GET /v1/models,\n"
            "GET /health, GET /metrics (Prometheus). SIGINT/SIGTERM stop accepting,\n"
            "finish the requests already received, and exit 0.\n\n"
            "  -m, --model FILE         GGUF model (default: " DEFAULT_MODEL ")\n"
+           "  -V DIR                   serve a variants directory through the variant cache;\n"
+           "                           model \"agentcompress\" (or none) is routed, a variant\n"
+           "                           name runs on that variant\n"
+           "  -c, --controller FILE    route with this controller (with -V)\n"
+           "      --variant NAME       where routed requests go without a controller\n"
+           "                           (default: the manifest's first variant)\n"
+           "      --mem-budget SIZE    variant cache budget, e.g. 512M (default: two variants)\n"
            "      --host ADDR          address to bind (default 127.0.0.1; 0.0.0.0: all)\n"
            "      --port N             TCP port, 0 = any free one (default 8080)\n"
            "      --api-key KEY        require Authorization: Bearer KEY (default: the\n"
            "                           AGENTCOMPRESS_API_KEY environment variable, if set)\n"
            "  -t, --threads N          inference threads (default: number of cores)\n"
-           "  -c, --ctx-size N         context positions per request, prompt + answer\n"
+           "      --ctx-size N         context positions per request, prompt + answer\n"
            "                           (default: the model's, up to 4096)\n"
            "      --max-body BYTES     largest request body (default 1048576)\n"
            "      --max-connections N  concurrent connections (default 64)\n"
@@ -35,7 +43,9 @@ static void help(void) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_path = DEFAULT_MODEL, *host = "127.0.0.1", *api_key = getenv("AGENTCOMPRESS_API_KEY");
+    const char *dir = NULL, *controller = NULL, *fixed = NULL;
     long port = 8080, threads = 0, n_ctx = 0, max_body = 1 << 20, max_conn = 64, max_queue = 64;
+    size_t budget = 0;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -46,7 +56,11 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--port")) { VALUE(); if (cli_int(CMD, a, v, 0, 65535, &port)) return 1; }
         else if (!strcmp(a, "--api-key")) { VALUE(); api_key = v; }
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VALUE(); if (cli_int(CMD, a, v, 1, 1024, &threads)) return 1; }
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) { VALUE(); if (cli_int(CMD, a, v, 8, 1 << 20, &n_ctx)) return 1; }
+        else if (!strcmp(a, "--ctx-size")) { VALUE(); if (cli_int(CMD, a, v, 8, 1 << 20, &n_ctx)) return 1; }
+        else if (!strcmp(a, "-V")) { VALUE(); dir = v; }
+        else if (!strcmp(a, "-c") || !strcmp(a, "--controller")) { VALUE(); controller = v; }
+        else if (!strcmp(a, "--variant")) { VALUE(); fixed = v; }
+        else if (!strcmp(a, "--mem-budget")) { VALUE(); if (cli_size(CMD, a, v, &budget)) return 1; }
         else if (!strcmp(a, "--max-body")) { VALUE(); if (cli_int(CMD, a, v, 64, 1L << 30, &max_body)) return 1; }
         else if (!strcmp(a, "--max-connections")) { VALUE(); if (cli_int(CMD, a, v, 1, 10000, &max_conn)) return 1; }
         else if (!strcmp(a, "--max-queue")) { VALUE(); if (cli_int(CMD, a, v, 1, 100000, &max_queue)) return 1; }
@@ -67,8 +81,16 @@ int cmd_serve(int argc, char **argv) {
 
     char err[AC_ERR_LEN];
     struct ac_backend *backend = NULL;
-    struct ac_single_params sp = {.n_ctx = (int)n_ctx, .n_threads = (int)threads};
-    if (ac_backend_single_new(&backend, model_path, &sp, err) != 0) return cli_fail(CMD, "%s", err);
+    if ((controller || fixed || budget) && !dir) return cli_fail(CMD, "-c, --variant and --mem-budget need -V DIR");
+    if (dir) {
+        struct ac_routed_params rp = {.dir = dir, .controller_path = controller, .fixed_variant = fixed,
+                                      .mem_budget = budget, .n_ctx = (int)n_ctx, .n_threads = (int)threads};
+        if (ac_backend_routed_new(&backend, &rp, err) != 0) return cli_fail(CMD, "%s", err);
+        model_path = dir;
+    } else {
+        struct ac_single_params sp = {.n_ctx = (int)n_ctx, .n_threads = (int)threads};
+        if (ac_backend_single_new(&backend, model_path, &sp, err) != 0) return cli_fail(CMD, "%s", err);
+    }
     struct ac_server_config cfg = {
         .host = host,
         .port = (int)port,

@@ -133,6 +133,18 @@ int ac_backend_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, 
                         const struct ac_gen_request *req, ac_text_fn emit, void *user, struct ac_run_result *res,
                         char *err);
 
+/* A variants directory behind the variant cache. Requests naming
+ * AC_ROUTER_NAME (or no model) are routed by the controller when one is
+ * given, else go to fixed_variant; requests naming a variant run on it. */
+struct ac_routed_params {
+    const char *dir;
+    const char *controller_path; /* NULL: no controller */
+    const char *fixed_variant;   /* NULL: the manifest's first */
+    size_t mem_budget;           /* 0: two of the largest variants */
+    int n_ctx, n_threads;        /* 0: defaults */
+};
+int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params *p, char *err);
+
 struct ac_single_params {
     int n_ctx;     /* 0: the library's default */
     int n_threads; /* 0: number of cores */
