@@ -910,6 +910,22 @@ static void test_routed_backend(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* The scheduler runs queued requests of the loaded variant first, but the
+ * oldest request waits behind at most max_pass younger ones. */
+static void test_scheduler(void **state) {
+    (void)state;
+    const int groups[] = {1, 2, 1, 2, 0, -1};
+    int passed[] = {0, 0, 0, 0, 0, 0};
+    assert_int_equal(ac_sched_pick(-1, groups, passed, 6, 4), 0); /* nothing loaded: oldest */
+    assert_int_equal(ac_sched_pick(2, groups, passed, 6, 4), 1);  /* the loaded variant's */
+    assert_int_equal(ac_sched_pick(0, groups, passed, 6, 4), 4);
+    assert_int_equal(ac_sched_pick(7, groups, passed, 6, 4), 0);  /* none of it queued */
+    assert_int_equal(ac_sched_pick(-1, groups + 5, passed, 1, 4), 0);
+    passed[0] = 4; /* passed over enough: the oldest runs */
+    assert_int_equal(ac_sched_pick(2, groups, passed, 6, 4), 0);
+    assert_int_equal(ac_sched_pick(2, groups, passed, 1, 4), 0);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -927,6 +943,7 @@ int main(void) {
         cmocka_unit_test(test_sigterm_finishes_stream),
         cmocka_unit_test(test_openai_python),
         cmocka_unit_test(test_routed_backend),
+        cmocka_unit_test(test_scheduler),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -134,6 +134,8 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
     return 0;
 }
 
+static int routed_group(const struct ac_prepared *p) { return p->variant; }
+
 static void routed_prepared_free(struct ac_prepared *p) {
     if (!p) return;
     free(p->ids);
@@ -158,6 +160,7 @@ static const struct ac_backend_ops ROUTED_OPS = {
     .n_prompt = routed_n_prompt,
     .run = routed_run,
     .prepared_free = routed_prepared_free,
+    .group = routed_group,
     .free = routed_free,
 };
 

@@ -41,7 +41,8 @@ struct ac_server {
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* the worker: a job was queued, or stop */
     pthread_cond_t idle_cv; /* ac_server_stop: in_flight fell */
-    struct job *head, *tail; /* FIFO of jobs waiting for the worker */
+    struct job *head, *tail; /* jobs waiting for the worker, oldest first */
+    int last_group;          /* the configuration the worker ran last (-1: none) */
     int queue_depth;
     int in_flight; /* requests between first call and completion */
     bool draining; /* new requests are refused */
@@ -58,6 +59,8 @@ struct job {
     struct ac_server *srv;
     int refs; /* under srv->mu */
     struct job *next;
+    int group;       /* the backend's configuration key, -1 none */
+    int passed_over; /* times a younger job ran first */
     struct ac_gen_request req;
     struct ac_prepared *prep;
     char id[48];
@@ -151,16 +154,51 @@ static void run_job(struct ac_server *s, struct job *j) {
     if (rc == 0) ac_metrics_generation(&s->metrics, &res);
 }
 
+/* Jobs the scheduler looks at: the oldest this many. */
+#define SCHED_WINDOW 64
+/* How often the oldest job may be passed over for one of the loaded variant. */
+#define SCHED_MAX_PASS 4
+
+int ac_sched_pick(int last_group, const int *groups, const int *passed_over, int n, int max_pass) {
+    if (n <= 1 || last_group < 0 || passed_over[0] >= max_pass) return 0;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == last_group) return i;
+    return 0;
+}
+
+/* Unlinks the scheduler's pick (under s->mu; the queue is not empty). */
+static struct job *take_next(struct ac_server *s) {
+    int groups[SCHED_WINDOW], passed[SCHED_WINDOW], n = 0;
+    for (struct job *q = s->head; q && n < SCHED_WINDOW; q = q->next, n++) {
+        groups[n] = q->group;
+        passed[n] = q->passed_over;
+    }
+    if (n == 0) return NULL;
+    const int pick = ac_sched_pick(s->last_group, groups, passed, n, SCHED_MAX_PASS);
+    struct job *prev = NULL, *j = s->head;
+    for (int i = 0; i < pick; i++) {
+        j->passed_over++;
+        prev = j;
+        j = j->next;
+    }
+    if (prev)
+        prev->next = j->next;
+    else
+        s->head = j->next;
+    if (s->tail == j) s->tail = prev;
+    j->next = NULL;
+    s->queue_depth--;
+    if (j->group >= 0) s->last_group = j->group;
+    return j;
+}
+
 static void *worker_main(void *arg) {
     struct ac_server *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work_cv, &s->mu);
-        struct job *j = s->head;
+        struct job *j = take_next(s);
         if (!j) break;
-        s->head = j->next;
-        if (!s->head) s->tail = NULL;
-        s->queue_depth--;
         const bool skip = j->cancelled; /* its client left while it waited */
         pthread_mutex_unlock(&s->mu);
         if (!skip) run_job(s, j);
@@ -373,6 +411,7 @@ static enum MHD_Result handle_generate(struct ac_server *s, struct MHD_Connectio
         return queue_error(c, cn, &e);
     }
     reply_id(j->id, sizeof j->id, kind, j->req.seed);
+    j->group = s->backend->ops->group ? s->backend->ops->group(j->prep) : -1;
     j->created = (long long)time(NULL);
     j->model = strdup(j->req.model ? j->req.model : s->backend->ops->model_name(s->backend, 0));
     ac_text_filter_init(&j->filter, j->req.stop, j->req.n_stop);
@@ -576,6 +615,7 @@ int ac_server_start(struct ac_server **out, const struct ac_server_config *cfg, 
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
+    s->last_group = -1;
     pthread_cond_init(&s->idle_cv, NULL);
     if (ac_metrics_init(&s->metrics) != 0 ||
         (cfg->api_key && *cfg->api_key && !(s->api_key = strdup(cfg->api_key)))) {

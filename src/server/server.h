@@ -105,6 +105,9 @@ struct ac_backend_ops {
     int (*run)(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
                void *user, struct ac_run_result *res, char *err);
     void (*prepared_free)(struct ac_prepared *p);
+    /* The configuration a prepared request will run on, so the scheduler
+     * can group requests and cut swaps; NULL or -1: no grouping. */
+    int (*group)(const struct ac_prepared *p);
     void (*free)(struct ac_backend *b);
 };
 

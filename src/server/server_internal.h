@@ -107,6 +107,13 @@ struct ac_metrics {
 
 extern const double ac_latency_bounds[AC_METRICS_BUCKETS]; /* seconds; the last is +Inf */
 
+/* The scheduler's choice among n queued requests (index 0 the oldest):
+ * the oldest whose group equals last_group, so that requests for the
+ * variant already loaded run before a swap, unless the oldest request has
+ * already been passed over max_pass times (then it runs: no starvation).
+ * groups[i] < 0 never matches. Returns an index in [0, n). */
+int ac_sched_pick(int last_group, const int *groups, const int *passed_over, int n, int max_pass);
+
 int ac_metrics_init(struct ac_metrics *m);
 void ac_metrics_destroy(struct ac_metrics *m);
 const char *ac_endpoint_name(enum ac_endpoint ep);
