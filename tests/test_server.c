@@ -889,6 +889,18 @@ static void test_routed_backend(void **state) {
         cJSON_Delete(j);
         http_free(&h);
     }
+    /* the body's override wins over the routed model name */
+    static const char over[] = "{\"model\":\"agentcompress\",\"agentcompress\":{\"variant\":\"lite\"},"
+                               "\"prompt\":\"hello\",\"max_tokens\":2}";
+    h = request_to(rport, "POST", "/v1/completions", NULL, NULL, over, strlen(over));
+    j = parse_json(&h);
+    assert_string_equal(json_str(j, "agentcompress.variant"), "lite");
+    cJSON_Delete(j);
+    http_free(&h);
+    static const char bad_over[] = "{\"agentcompress\":{\"variant\":7},\"prompt\":\"hello\"}";
+    h = request_to(rport, "POST", "/v1/completions", NULL, NULL, bad_over, strlen(bad_over));
+    assert_int_equal(h.status, 400);
+    http_free(&h);
     static const char unknown[] = "{\"model\":\"nope\",\"prompt\":\"hello\"}";
     h = request_to(rport, "POST", "/v1/completions", NULL, NULL, unknown, strlen(unknown));
     expect_error_http(&h, 400, "model_not_found");
@@ -902,7 +914,7 @@ static void test_routed_backend(void **state) {
     const int n_miss = atoi(misses + strlen("\nagentcompress_variant_cache_misses_total "));
     const int n_hit = atoi(hits + strlen("\nagentcompress_variant_cache_hits_total "));
     assert_true(n_miss >= 1 && n_miss <= 2);
-    assert_int_equal(n_hit + n_miss, 4);
+    assert_int_equal(n_hit + n_miss, 5);
     http_free(&h);
     ac_server_stop(rs);
     ac_backend_free(rb);

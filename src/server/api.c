@@ -26,6 +26,7 @@ int ac_api_errorf(struct ac_api_error *e, int status, const char *type, const ch
 
 void ac_gen_request_free(struct ac_gen_request *r) {
     free(r->model);
+    free(r->variant);
     for (int i = 0; i < r->n_messages; i++) {
         free(r->messages[i].role);
         free(r->messages[i].content);
@@ -154,6 +155,12 @@ static int parse_fields(const cJSON *root, struct ac_gen_request *r, struct ac_a
     if (!absent(v)) {
         if (!cJSON_IsString(v)) return BAD(e, "model", "'model' must be a string");
         if (!(r->model = strdup(v->valuestring))) return OOM(e);
+    }
+    if (!absent(v = cJSON_GetObjectItemCaseSensitive(root, "agentcompress"))) {
+        const cJSON *var = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "variant") : NULL;
+        if (!cJSON_IsObject(v) || (!absent(var) && !cJSON_IsString(var)))
+            return BAD(e, "agentcompress", "'agentcompress' must be an object like {\"variant\": \"q8_0\"}");
+        if (!absent(var) && !(r->variant = strdup(var->valuestring))) return OOM(e);
     }
     if (r->kind == AC_API_CHAT) {
         if (parse_messages(cJSON_GetObjectItemCaseSensitive(root, "messages"), r, e) != 0) return -1;

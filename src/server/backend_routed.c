@@ -92,13 +92,18 @@ static int routed_prepare(struct ac_backend *b, const struct ac_gen_request *req
     *out = NULL;
     struct ac_prepared *p = calloc(1, sizeof *p);
     if (!p) return ac_api_errorf(e, 500, "server_error", NULL, NULL, "out of memory");
-    int rc;
-    if (!req->model || !strcmp(req->model, AC_ROUTER_NAME)) {
+    int rc = 0;
+    const char *named = req->variant ? req->variant : req->model;
+    if (!named || !strcmp(named, AC_ROUTER_NAME)) {
         rc = route(r, req, p, e);
     } else {
-        p->variant = variant_index(r, req->model);
+        p->variant = variant_index(r, named);
         p->complexity = -1.0f;
-        rc = p->variant < 0 ? ac_backend_model_not_found(req, e) : 0;
+        if (p->variant < 0)
+            rc = req->variant ? ac_api_errorf(e, 400, "invalid_request_error", "model_not_found",
+                                              "agentcompress.variant", "no variant '%.64s' (GET /v1/models lists them)",
+                                              req->variant)
+                              : ac_backend_model_not_found(req, e);
     }
     if (rc == 0) rc = ac_backend_prompt_ids(r->tok, req, r->n_ctx, &p->ids, &p->n_ids, e);
     if (rc != 0) {

@@ -171,6 +171,9 @@ static int single_prepare(struct ac_backend *b, const struct ac_gen_request *req
     *out = NULL;
     if (req->model && strcmp(req->model, s->name) != 0 && strcmp(req->model, AC_ROUTER_NAME) != 0)
         return ac_backend_model_not_found(req, e);
+    if (req->variant && strcmp(req->variant, s->name) != 0)
+        return ac_api_errorf(e, 400, "invalid_request_error", "model_not_found", "agentcompress.variant",
+                             "this server runs only the variant '%s'", s->name);
     int32_t *ids;
     int n;
     if (ac_backend_prompt_ids(s->tok, req, s->n_ctx, &ids, &n, e) != 0) return -1;

@@ -40,6 +40,7 @@ struct ac_chat_message {
 struct ac_gen_request {
     enum ac_api_kind kind;
     char *model; /* as the client named it; NULL: the backend's default */
+    char *variant; /* "agentcompress": {"variant": ...}: run on this variant, whatever the model */
     struct ac_chat_message *messages; /* chat */
     int n_messages;
     char *prompt; /* completion */
