@@ -464,10 +464,15 @@ struct matmul_job {
     float *out;       /* (n_tokens, w->rows) */
     const float *bias; /* (w->rows) or NULL */
     bool accumulate;  /* out += result instead of out = result */
+    ac_gemm_fn gemm;  /* the weight type's gemm kernel, or NULL: vec_dot per (row, token) */
 };
 
-/* Rows of W are split into contiguous ranges per thread; within a range a
- * tile of rows is reused across all tokens while it sits in L1. */
+/* Rows of W are split into contiguous ranges per thread. With a gemm
+ * kernel (ac_quant_gemm) a thread hands its whole range to it, for any
+ * number of tokens: one token must give the same bits alone as in a batch
+ * (decode after prefill, batch invariance), so the kernel serves both.
+ * Otherwise, within a range a tile of rows is reused across all tokens
+ * while it sits in L1. */
 #define MATMUL_TILE_ROWS 16
 
 static void matmul_worker(void *arg, int ith, int nth) {
@@ -475,9 +480,18 @@ static void matmul_worker(void *arg, int ith, int nth) {
     const struct ac_tensor *w = j->w;
     const ac_vec_dot_fn dot = ac_type_traits(w->type)->vec_dot;
     const size_t row_bytes = ac_row_size(w->type, w->cols);
+    const int n = (int)w->cols;
+    if (j->gemm) {
+        /* whole 16-row groups per thread, so only the last has a ragged one */
+        const int64_t per = ((w->rows + nth - 1) / nth + 15) / 16 * 16;
+        const int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
+        if (r0 < r1)
+            j->gemm(n, j->out + r0, (size_t)w->rows, (const uint8_t *)w->data + (size_t)r0 * row_bytes, row_bytes,
+                    (int)(r1 - r0), j->xq, j->xq_stride, j->n_tokens, j->bias ? j->bias + r0 : NULL, j->accumulate);
+        return;
+    }
     const int64_t per = (w->rows + nth - 1) / nth;
     const int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
-    const int n = (int)w->cols;
     for (int64_t rt = r0; rt < r1; rt += MATMUL_TILE_ROWS) {
         const int64_t rt1 = rt + MATMUL_TILE_ROWS < r1 ? rt + MATMUL_TILE_ROWS : r1;
         for (int t = 0; t < j->n_tokens; t++) {
@@ -499,6 +513,7 @@ static void matmul(struct ac_context *c, float *out, const float *x, const struc
     struct matmul_job j = {
         .w = w, .xq = c->xq, .n_tokens = n_tokens, .out = out,
         .bias = bias && bias->data ? bias->data : NULL, .accumulate = accumulate,
+        .gemm = ac_quant_gemm(w->type),
     };
     j.xq_stride = quantize_input(c, w, x, n_tokens);
     ac_pool_run(c->pool, matmul_worker, &j);

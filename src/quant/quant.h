@@ -74,4 +74,23 @@ size_t ac_row_size(uint32_t type, int64_t n);
 float ac_fp16_to_fp32(uint16_t h);
 uint16_t ac_fp32_to_fp16(float f);
 
+/* Register-blocked matrix product: for every token t < n_tokens
+ * and weight row r < n_rows,
+ *     v = dot(row r of w, token t of x) (+ bias[r] when bias is not NULL)
+ *     out[t * out_stride + r] = v, or += v when accumulate
+ * w: n_rows rows of n elements in the weight type, w_stride bytes apart;
+ * x: n_tokens rows of n elements in its vec_dot_type, x_stride bytes apart;
+ * out_stride counts floats. Results equal vec_dot's up to float
+ * reassociation, and each output's bits depend only on its row and token
+ * (not on n_rows, n_tokens or where the row range starts), so a token gives
+ * the same result alone as in a batch. No pointer needs any alignment;
+ * kernels are thread-safe (scratch is per call; if it cannot be allocated
+ * the kernel falls back to vec_dot). */
+typedef void (*ac_gemm_fn)(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
+                           const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate);
+
+/* The gemm kernel of a weight type at the SIMD level in use, or NULL where
+ * there is none (callers then loop over vec_dot). */
+ac_gemm_fn ac_quant_gemm(uint32_t type);
+
 #endif

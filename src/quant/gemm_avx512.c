@@ -1,0 +1,331 @@
+/* gemm_avx512.c - AVX-512 VNNI gemm kernels for Q4_0 x Q8_0, Q4_1 x Q8_1
+ * and Q8_0 x Q8_0. Built with the Makefile's AVX-512 flags; only called
+ * after ac_quant_cpu_has(AC_SIMD_AVX512VNNI).
+ *
+ * Weight rows are taken 16 at a time and repacked into a scratch buffer,
+ * block by block, so that dword lane r of a vector holds 4 consecutive
+ * quants of row r: for block b, vector g (g = 0..7) holds elements
+ * 4g..4g+3 of the 16 rows (as unsigned bytes), followed by the 16 rows'
+ * scales as floats (and, for Q4_1, their mins). One vpdpbusd against the
+ * broadcast dword g of a token's block then adds 4 products to each of 16
+ * rows, and 8 of them give the block's integer dots of 16 rows; the scales
+ * are applied once per block with one fma. The 8 weight vectors stay in
+ * registers while 8 tokens go by (16 rows x 8 tokens per register tile).
+ *
+ * vpdpbusd takes unsigned x signed bytes: Q4 quants are unsigned already;
+ * Q8_0 weights are stored + 128 (x ^ 0x80). The offset (8 for Q4_0, 128 for
+ * Q8_0) times the sum of the block's activations is taken back out by
+ * starting the integer sum at -offset * sum(y), per token and block, from a
+ * table built once per call. */
+#include "quant/gemm_internal.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GR 16 /* weight rows per group: one per dword lane */
+#define NT 8  /* tokens per register tile */
+
+enum kind { K_Q4_0, K_Q4_1, K_Q8_0 };
+
+/* Per token and block: the activation scale and the integer start value
+ * (-offset * sum of quants), or for Q4_1 Q8_1's s. */
+struct act {
+    float d;
+    union {
+        int32_t c;
+        float s;
+    };
+};
+
+#define AI __attribute__((always_inline)) static inline
+
+AI size_t w_block(enum kind k) {
+    return k == K_Q4_0 ? sizeof(block_q4_0) : k == K_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q8_0);
+}
+AI size_t w_qs(enum kind k) {
+    return k == K_Q4_0 ? offsetof(block_q4_0, qs) : k == K_Q4_1 ? offsetof(block_q4_1, qs) : offsetof(block_q8_0, qs);
+}
+AI size_t x_block(enum kind k) {
+    return k == K_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+}
+AI size_t x_qs(enum kind k) {
+    return k == K_Q4_1 ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
+}
+/* Bytes of one repacked block of GR rows: 8 quant vectors, scales, mins. */
+AI size_t p_block(enum kind k) {
+    return 8 * 64 + 64 + (k == K_Q4_1 ? 64 : 0);
+}
+AI uint32_t type_of(enum kind k) {
+    return k == K_Q4_0 ? AC_TYPE_Q4_0 : k == K_Q4_1 ? AC_TYPE_Q4_1 : AC_TYPE_Q8_0;
+}
+
+static inline uint16_t ld16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static inline int32_t ld32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+AI void act_table(enum kind k, const uint8_t *x, size_t x_stride, int n_tokens, int nb, struct act *A) {
+    const int offset = k == K_Q4_0 ? 8 : 128;
+    for (int t = 0; t < n_tokens; t++) {
+        const uint8_t *xt = x + (size_t)t * x_stride;
+        for (int b = 0; b < nb; b++, A++) {
+            const uint8_t *p = xt + (size_t)b * x_block(k);
+            A->d = _cvtsh_ss(ld16(p));
+            if (k == K_Q4_1) {
+                A->s = _cvtsh_ss(ld16(p + offsetof(block_q8_1, s)));
+            } else {
+                /* sum of 32 signed bytes: sad of (y + 128) against 0, less 32 * 128 */
+                const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + x_qs(k))),
+                                                   _mm256_set1_epi8((char)0x80));
+                const __m256i sad = _mm256_sad_epu8(v, _mm256_setzero_si256());
+                __m128i s = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+                s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+                A->c = -offset * (_mm_cvtsi128_si32(s) - 32 * 128);
+            }
+        }
+    }
+}
+
+/* 16 rows x 4 dwords (16 bytes at p[r] + off, r = 0..15) -> T[j]: dword j
+ * of every row, row r in lane r. Vector i first gathers rows i, 4 + i,
+ * 8 + i, 12 + i, one per 128-bit lane; a 4x4 transpose inside each lane
+ * then leaves lane L with rows 4L..4L+3. */
+AI void transpose_16x4(const uint8_t *const *p, size_t off, __m512i T[4]) {
+    __m512i z[4];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p[i] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[4 + i] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[8 + i] + off)), 2);
+        z[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[12 + i] + off)), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    T[0] = _mm512_unpacklo_epi64(t0, t2);
+    T[1] = _mm512_unpackhi_epi64(t0, t2);
+    T[2] = _mm512_unpacklo_epi64(t1, t3);
+    T[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* The 8 quant vectors of block b of 16 rows (row pointers rp), as the
+ * header comment describes. */
+AI void load_quants(enum kind k, const uint8_t *const *rp, int b, __m512i w[8]) {
+    const size_t off = (size_t)b * w_block(k) + w_qs(k);
+    __m512i T[4];
+    transpose_16x4(rp, off, T);
+    if (k == K_Q8_0) {
+        const __m512i k80 = _mm512_set1_epi8((char)0x80);
+        #pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) w[j] = _mm512_xor_si512(T[j], k80);
+        transpose_16x4(rp, off + 16, T);
+        #pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) w[4 + j] = _mm512_xor_si512(T[j], k80);
+    } else {
+        /* dword j of the packed nibbles: low nibbles are elements 4j..4j+3,
+         * high ones 16 + 4j.. (group j + 4) */
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        #pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) {
+            w[j] = _mm512_and_si512(T[j], m4);
+            w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(T[j], 4), m4);
+        }
+    }
+}
+
+/* Byte offsets of rows 0..15 (missing rows repeat the last one). */
+static inline __m512i row_index(size_t w_stride, int rows) {
+    const __m512i r = _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                       _mm512_set1_epi32(rows - 1));
+    return _mm512_mullo_epi32(r, _mm512_set1_epi32((int)w_stride));
+}
+
+/* Repacks rows [0, rows) (rows <= GR; missing rows repeat the last one) of
+ * all nb blocks into P, as the header comment describes. */
+AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb, uint8_t *P) {
+    const uint8_t *rp[GR];
+    for (int r = 0; r < GR; r++) rp[r] = w + (size_t)(r < rows ? r : rows - 1) * w_stride;
+    const __m512i vindex = row_index(w_stride, rows);
+    for (int b = 0; b < nb; b++, P += p_block(k)) {
+        __m512i q[8];
+        load_quants(k, rp, b, q);
+        #pragma GCC unroll 16
+        for (int g = 0; g < 8; g++) _mm512_store_si512((__m512i *)(P + 64 * g), q[g]);
+        /* d in the low half of each dword, m (Q4_1) in the high one */
+        const __m512i h = _mm512_i32gather_epi32(vindex, w + (size_t)b * w_block(k), 1);
+        _mm512_store_ps(P + 512, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+        if (k == K_Q4_1) _mm512_store_ps(P + 576, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16))));
+    }
+}
+
+/* nt tokens (nt <= NT) against one repacked group of GR rows; writes the
+ * rows of mask. */
+AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, size_t x_stride, const struct act *A,
+             float *out, size_t out_stride, __mmask16 mask, const float *bias, bool accumulate) {
+    __m512 acc[NT];
+    #pragma GCC unroll 16
+    for (int i = 0; i < nt; i++) acc[i] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *pb = P + (size_t)b * p_block(k);
+        __m512i w[8];
+        #pragma GCC unroll 16
+        for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512((const __m512i *)(pb + 64 * g));
+        const __m512 dx = _mm512_load_ps(pb + 512);
+#pragma GCC unroll 8
+        for (int i = 0; i < nt; i++) {
+            const struct act *a = A + (size_t)i * nb + b;
+            const uint8_t *q = x + (size_t)i * x_stride + (size_t)b * x_block(k) + x_qs(k);
+            __m512i s = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(a->c);
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(ld32(q + 4 * g)));
+            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a->d)), _mm512_cvtepi32_ps(s), acc[i]);
+        }
+    }
+    if (k == K_Q4_1) { /* sum of m * s, kept apart from the d terms as ggml does, then added */
+        __m512 ms[NT];
+#pragma GCC unroll 16
+        for (int i = 0; i < nt; i++) ms[i] = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const __m512 m = _mm512_load_ps(P + (size_t)b * p_block(k) + 576);
+#pragma GCC unroll 16
+            for (int i = 0; i < nt; i++) ms[i] = _mm512_fmadd_ps(m, _mm512_set1_ps(A[(size_t)i * nb + b].s), ms[i]);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < nt; i++) acc[i] = _mm512_add_ps(acc[i], ms[i]);
+    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < nt; i++) {
+        float *o = out + (size_t)i * out_stride;
+        __m512 v = acc[i];
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
+        if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), v);
+        _mm512_mask_storeu_ps(o, mask, v);
+    }
+}
+
+/* Blocks per row up to which gemv keeps its activation table on the stack;
+ * longer rows take the buffered path. */
+#define GEMV_MAX_BLOCKS 512
+
+/* One token: each group of 16 rows is transposed straight into registers
+ * (no scratch buffer), with the same arithmetic per (row, block) as tile(),
+ * so a token gives the same bits alone as in a batch. */
+AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+             const struct act *A, const float *bias, bool accumulate) {
+    for (int r0 = 0; r0 < n_rows; r0 += GR) {
+        const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
+        const __mmask16 mask = (__mmask16)((1u << rows) - 1);
+        const uint8_t *rp[GR];
+        for (int r = 0; r < GR; r++) rp[r] = w + (size_t)(r0 + (r < rows ? r : rows - 1)) * w_stride;
+        const __m512i vindex = row_index(w_stride, rows);
+        __m512 acc = _mm512_setzero_ps(), ms = _mm512_setzero_ps();
+        /* The 16 rows are read a block at a time each, 16 streams the
+         * hardware prefetchers follow poorly: fetch the next group's bytes
+         * ahead, a slice per block. */
+        const uint8_t *pf = w + (size_t)(r0 + GR) * w_stride;
+        const size_t pf_len = r0 + 2 * GR <= n_rows ? (size_t)GR * w_stride
+                              : r0 + GR < n_rows   ? (size_t)(n_rows - r0 - GR) * w_stride
+                                                   : 0;
+        const size_t pf_step = (pf_len + (size_t)nb - 1) / (size_t)nb;
+        for (int b = 0; b < nb; b++) {
+            for (size_t o = (size_t)b * pf_step; o < (size_t)(b + 1) * pf_step && o < pf_len; o += 64)
+                _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
+            __m512i q[8];
+            load_quants(k, rp, b, q);
+            /* d in the low half of each dword, m (Q4_1) in the high one */
+            const __m512i h = _mm512_i32gather_epi32(vindex, rp[0] + (size_t)b * w_block(k), 1);
+            const __m512 dx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+            const uint8_t *y = x + (size_t)b * x_block(k) + x_qs(k);
+            /* two chains: integer sums, so the split changes no bits */
+            __m512i s0 = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(A[b].c), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                s0 = _mm512_dpbusd_epi32(s0, q[g], _mm512_set1_epi32(ld32(y + 4 * g)));
+                s1 = _mm512_dpbusd_epi32(s1, q[g + 4], _mm512_set1_epi32(ld32(y + 16 + 4 * g)));
+            }
+            const __m512i s = _mm512_add_epi32(s0, s1);
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(A[b].d)), _mm512_cvtepi32_ps(s), acc);
+            if (k == K_Q4_1)
+                ms = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16))),
+                                     _mm512_set1_ps(A[b].s), ms);
+        }
+        if (k == K_Q4_1) acc = _mm512_add_ps(acc, ms);
+        float *o = out + r0;
+        if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias + r0));
+        if (accumulate) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), acc);
+        _mm512_mask_storeu_ps(o, mask, acc);
+    }
+}
+
+AI void gemm(enum kind k, int n, float *out, size_t out_stride, const void *vw, size_t w_stride, int n_rows,
+             const void *vx, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    if (n_rows <= 0 || n_tokens <= 0) return;
+    const int nb = n / QK8_0;
+    const uint8_t *w = vw, *x = vx;
+    if (n_tokens == 1 && nb <= GEMV_MAX_BLOCKS) {
+        struct act A[GEMV_MAX_BLOCKS];
+        act_table(k, x, x_stride, 1, nb, A);
+        gemv(k, nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
+        return;
+    }
+    const size_t psize = (size_t)nb * p_block(k), asize = (size_t)n_tokens * nb * sizeof(struct act);
+    uint8_t *buf = nb ? aligned_alloc(64, (psize + asize + 63) / 64 * 64) : NULL;
+    if (!buf) {
+        ac_gemm_by_dot(ac_type_traits(type_of(k))->vec_dot, n, out, out_stride, vw, w_stride, n_rows, vx, x_stride,
+                       n_tokens, bias, accumulate);
+        return;
+    }
+    struct act *A = (struct act *)(buf + psize);
+    act_table(k, x, x_stride, n_tokens, nb, A);
+    for (int r0 = 0; r0 < n_rows; r0 += GR) {
+        const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
+        const __mmask16 mask = (__mmask16)((1u << rows) - 1);
+        const float *br = bias ? bias + r0 : NULL;
+        repack(k, w + (size_t)r0 * w_stride, w_stride, rows, nb, buf);
+        int t0 = 0;
+        for (; t0 + NT <= n_tokens; t0 += NT)
+            tile(k, NT, buf, nb, x + (size_t)t0 * x_stride, x_stride, A + (size_t)t0 * nb, out + (size_t)t0 * out_stride + r0,
+                 out_stride, mask, br, accumulate);
+        const uint8_t *xt = x + (size_t)t0 * x_stride;
+        const struct act *At = A + (size_t)t0 * nb;
+        float *ot = out + (size_t)t0 * out_stride + r0;
+        switch (n_tokens - t0) {
+        case 1: tile(k, 1, buf, nb, xt, x_stride, At, ot, out_stride, mask, br, accumulate); break;
+        case 2: tile(k, 2, buf, nb, xt, x_stride, At, ot, out_stride, mask, br, accumulate); break;
+        case 3: tile(k, 3, buf, nb, xt, x_stride, At, ot, out_stride, mask, br, accumulate); break;
+        case 4: tile(k, 4, buf, nb, xt, x_stride, At, ot, out_stride, mask, br, accumulate); break;
+        case 5: tile(k, 5, buf, nb, xt, x_stride, At, ot, out_stride, mask, br, accumulate); break;
+        case 6: tile(k, 6, buf, nb, xt, x_stride, At, ot, out_stride, mask, br, accumulate); break;
+        case 7: tile(k, 7, buf, nb, xt, x_stride, At, ot, out_stride, mask, br, accumulate); break;
+        default: break;
+        }
+    }
+    free(buf);
+}
+
+#define GEMM_FN(name, kind)                                                                                  \
+    static void gemm_##name##_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride,    \
+                                     int n_rows, const void *x, size_t x_stride, int n_tokens,                \
+                                     const float *bias, bool accumulate) {                                    \
+        gemm(kind, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);         \
+    }
+
+GEMM_FN(q4_0, K_Q4_0)
+GEMM_FN(q4_1, K_Q4_1)
+GEMM_FN(q8_0, K_Q8_0)
+
+ac_gemm_fn ac_gemm_avx512(uint32_t type) {
+    switch (type) {
+    case AC_TYPE_Q4_0: return gemm_q4_0_avx512;
+    case AC_TYPE_Q4_1: return gemm_q4_1_avx512;
+    case AC_TYPE_Q8_0: return gemm_q8_0_avx512;
+    default: return NULL;
+    }
+}

@@ -1,0 +1,260 @@
+/* test_gemm.c - the gemm kernels (ac_quant_gemm) against vec_dot.
+ *
+ * Every type with a kernel at any SIMD level is run at every level the CPU
+ * has, against the scalar reference (vec_dot_ref per (row, token) pair), at
+ * row and token counts that are not multiples of any tile (rows 1, 7, 33;
+ * tokens 1, 3, 5, 17), with misaligned pointers and padded strides, with
+ * and without bias and accumulation. Then end to end: a tiny model with
+ * quantized matrices gives the same logits for a prompt run as one batch
+ * (gemm) and token by token (vec_dot), within 1e-3 of the largest logit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf_builder.h"
+#include "model/model.h"
+#include "quant/gemm_internal.h"
+#include "quant/quant.h"
+
+static const enum ac_simd_level all_levels[] = {AC_SIMD_SCALAR, AC_SIMD_AVX2, AC_SIMD_AVX512VNNI};
+static const char *const level_names[] = {"scalar", "avx2", "avx512vnni"};
+static const uint32_t gemm_types[] = {AC_TYPE_Q4_0, AC_TYPE_Q4_1, AC_TYPE_Q8_0, AC_TYPE_F16, AC_TYPE_F32};
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+
+static uint32_t rng_u32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 32);
+}
+
+static float rng_sym(void) { /* [-1, 1) */
+    return (float)(rng_u32() >> 8) / 8388608.0f - 1.0f;
+}
+
+/* n_rows rows of n random values in type, each at stride bytes from base. */
+static void fill_rows(uint32_t type, uint8_t *base, size_t stride, int n_rows, int n, float scale) {
+    const struct ac_type_traits *tr = ac_type_traits(type);
+    float *f = malloc(sizeof(float) * (size_t)n);
+    for (int r = 0; r < n_rows; r++) {
+        for (int i = 0; i < n; i++) f[i] = scale * rng_sym() + (i % 5 == 0 ? 0.3f * scale : 0.0f);
+        if (type == AC_TYPE_F32)
+            memcpy(base + (size_t)r * stride, f, sizeof(float) * (size_t)n);
+        else
+            tr->from_float_ref(f, base + (size_t)r * stride, n);
+    }
+    free(f);
+}
+
+/* One case: kernel of type at level vs the reference, every option. */
+static void check_case(uint32_t type, enum ac_simd_level level, ac_gemm_fn gemm, int n, int n_rows, int n_tokens) {
+    const struct ac_type_traits *tw = ac_type_traits(type);
+    const uint32_t xt = tw->vec_dot_type;
+    const size_t wrow = ac_row_size(type, n), xrow = ac_row_size(xt, n);
+    const size_t w_stride = wrow + 3, x_stride = xrow + 5, out_stride = (size_t)n_rows + 3;
+    /* +1: every buffer starts at an odd address */
+    uint8_t *wbuf = malloc(w_stride * (size_t)n_rows + 1), *xbuf = malloc(x_stride * (size_t)n_tokens + 1);
+    uint8_t *w = wbuf + 1, *x = xbuf + 1;
+    fill_rows(type, w, w_stride, n_rows, n, 0.5f);
+    fill_rows(xt, x, x_stride, n_tokens, n, 2.0f);
+    const size_t n_out = out_stride * (size_t)n_tokens;
+    float *bias = malloc(sizeof(float) * (size_t)n_rows);
+    for (int r = 0; r < n_rows; r++) bias[r] = rng_sym();
+    /* outputs one float past a 16-byte boundary: no vector alignment */
+    float *obuf = malloc(sizeof(float) * (n_out + 1)), *rbuf = malloc(sizeof(float) * (n_out + 1));
+    float *init = malloc(sizeof(float) * n_out);
+    for (size_t i = 0; i < n_out; i++) init[i] = rng_sym();
+    float *got = malloc(sizeof(float) * n_out), *want = malloc(sizeof(float) * n_out);
+    for (int opt = 0; opt < 4; opt++) {
+        const float *b = opt & 1 ? bias : NULL;
+        const bool acc = opt & 2;
+        float *o = obuf + 1, *ro = rbuf + 1;
+        memcpy(o, init, sizeof(float) * n_out);
+        memcpy(ro, init, sizeof(float) * n_out);
+        gemm(n, o, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, b, acc);
+        ac_gemm_by_dot(tw->vec_dot_ref, n, ro, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, b, acc);
+        memcpy(got, o, sizeof(float) * n_out);
+        memcpy(want, ro, sizeof(float) * n_out);
+        float amax = 0;
+        for (size_t i = 0; i < n_out; i++) amax = fmaxf(amax, fabsf(want[i]));
+        for (int t = 0; t < n_tokens; t++)
+            for (size_t r = 0; r < out_stride; r++) {
+                const size_t i = (size_t)t * out_stride + r;
+                if (r >= (size_t)n_rows) { /* padding: untouched */
+                    if (memcmp(&got[i], &init[i], sizeof(float)))
+                        fail_msg("%s %s: wrote padding at token %d, col %zu", tw->name, level_names[level], t, r);
+                    continue;
+                }
+                if (!(fabsf(got[i] - want[i]) <= 2e-5f * amax + 1e-6f))
+                    fail_msg("%s %s n=%d rows=%d tokens=%d opt=%d: [%d][%zu] got %.7g want %.7g", tw->name,
+                             level_names[level], n, n_rows, n_tokens, opt, t, r, (double)got[i], (double)want[i]);
+            }
+    }
+    free(wbuf);
+    free(xbuf);
+    free(bias);
+    free(obuf);
+    free(rbuf);
+    free(init);
+    free(got);
+    free(want);
+}
+
+static void test_gemm_vs_ref(void **state) {
+    (void)state;
+    ac_quant_init();
+    static const int rows[] = {1, 7, 16, 33};
+    static const int tokens[] = {1, 3, 5, 8, 17};
+    static const int ns[] = {32, 96, 576};
+    int kernels = 0;
+    for (size_t ti = 0; ti < sizeof gemm_types / sizeof gemm_types[0]; ti++)
+        for (size_t li = 0; li < sizeof all_levels / sizeof all_levels[0]; li++) {
+            const enum ac_simd_level level = all_levels[li];
+            if (!ac_quant_cpu_has(level)) continue;
+            const ac_gemm_fn gemm = ac_gemm_select(gemm_types[ti], level);
+            if (!gemm) continue;
+            kernels++;
+            for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+                for (size_t b = 0; b < sizeof rows / sizeof rows[0]; b++)
+                    for (size_t c = 0; c < sizeof tokens / sizeof tokens[0]; c++)
+                        check_case(gemm_types[ti], level, gemm, ns[a], rows[b], tokens[c]);
+        }
+    printf("  %d kernels checked\n", kernels);
+    assert_true(kernels >= 5); /* scalar reference of each type at least */
+}
+
+/* ac_quant_gemm follows the level in use: none at scalar, SIMD kernels
+ * (where there are) otherwise. */
+static void test_selection(void **state) {
+    (void)state;
+    ac_quant_force_scalar(true);
+    assert_null(ac_quant_gemm(AC_TYPE_Q4_0));
+    ac_quant_force_scalar(false);
+    const bool simd = ac_quant_cpu_has(AC_SIMD_AVX2);
+    assert_int_equal(ac_quant_gemm(AC_TYPE_Q4_0) != NULL, simd);
+    assert_int_equal(ac_quant_gemm(AC_TYPE_Q8_0) != NULL, simd);
+    assert_int_equal(ac_quant_gemm(AC_TYPE_Q4_1) != NULL, simd);
+    assert_null(ac_quant_gemm(AC_TYPE_COUNT));
+}
+
+/* ---- end to end ---- */
+
+/* A tiny llama GGUF whose matrices (and output.weight) are in type;
+ * vectors and the embedding stay F32. */
+static char *tiny_model(uint32_t type) {
+    const int dim = 64, ffn = 160, vocab = 40, heads = 2;
+    struct {
+        const char *name;
+        int64_t ne[2];
+        int nd;
+        bool mat;
+    } t[] = {
+        {"token_embd.weight", {dim, vocab}, 2, false},    {"output_norm.weight", {dim, 1}, 1, false},
+        {"output.weight", {dim, vocab}, 2, true},         {"blk.0.attn_norm.weight", {dim, 1}, 1, false},
+        {"blk.0.attn_q.weight", {dim, dim}, 2, true},     {"blk.0.attn_k.weight", {dim, dim}, 2, true},
+        {"blk.0.attn_v.weight", {dim, dim}, 2, true},     {"blk.0.attn_output.weight", {dim, dim}, 2, true},
+        {"blk.0.ffn_norm.weight", {dim, 1}, 1, false},    {"blk.0.ffn_gate.weight", {dim, ffn}, 2, true},
+        {"blk.0.ffn_up.weight", {dim, ffn}, 2, true},     {"blk.0.ffn_down.weight", {ffn, dim}, 2, true},
+    };
+    const int nt = (int)(sizeof t / sizeof t[0]);
+    struct gb b = {0};
+    gb_header(&b, (uint64_t)nt, 8);
+    gb_kv_str(&b, "general.architecture", "llama");
+    gb_kv_u32(&b, "llama.block_count", 1);
+    gb_kv_u32(&b, "llama.embedding_length", (uint32_t)dim);
+    gb_kv_u32(&b, "llama.feed_forward_length", (uint32_t)ffn);
+    gb_kv_u32(&b, "llama.attention.head_count", (uint32_t)heads);
+    gb_kv_u32(&b, "llama.context_length", 64);
+    gb_kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gb_kv_f32(&b, "llama.rope.freq_base", 10000.0f);
+    uint64_t off = 0;
+    size_t sizes[16];
+    for (int i = 0; i < nt; i++) {
+        const uint32_t ty = t[i].mat ? type : AC_TYPE_F32;
+        gb_tensor(&b, t[i].name, t[i].nd, t[i].ne, ty, off);
+        sizes[i] = ac_row_size(ty, t[i].ne[0]) * (size_t)t[i].ne[1];
+        off += (sizes[i] + 31) / 32 * 32;
+    }
+    gb_pad(&b, 32);
+    for (int i = 0; i < nt; i++) {
+        const uint32_t ty = t[i].mat ? type : AC_TYPE_F32;
+        const size_t padded = (sizes[i] + 31) / 32 * 32;
+        uint8_t *data = calloc(1, padded);
+        const bool norm = !t[i].mat && t[i].ne[1] == 1;
+        const int n = (int)t[i].ne[0];
+        float *f = malloc(sizeof(float) * (size_t)n);
+        for (int64_t r = 0; r < t[i].ne[1]; r++) {
+            for (int k = 0; k < n; k++) f[k] = norm ? 1.0f + 0.1f * rng_sym() : 0.4f * rng_sym();
+            uint8_t *row = data + (size_t)r * ac_row_size(ty, n);
+            if (ty == AC_TYPE_F32)
+                memcpy(row, f, sizeof(float) * (size_t)n);
+            else
+                ac_type_traits(ty)->from_float_ref(f, row, n);
+        }
+        gb_bytes(&b, data, padded);
+        free(f);
+        free(data);
+    }
+    char *path = gb_write_temp(&b);
+    gb_free(&b);
+    return path;
+}
+
+static void test_model_gemm_vs_vec_dot(void **state) {
+    (void)state;
+    static const uint32_t types[] = {AC_TYPE_Q4_0, AC_TYPE_Q4_1, AC_TYPE_Q8_0};
+    char err[256];
+    enum { N = 19, VOCAB = 40 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)(rng_u32() % VOCAB);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        char *path = tiny_model(types[ti]);
+        struct ac_model *m;
+        assert_int_equal(ac_model_load(&m, path, err), 0);
+        for (int threads = 1; threads <= 2; threads++) {
+            struct ac_context *batch, *single;
+            const struct ac_context_params cp = {.n_ctx = 64, .n_batch = 32, .n_threads = threads};
+            assert_int_equal(ac_context_new(&batch, m, &cp, err), 0);
+            assert_int_equal(ac_context_new(&single, m, &cp, err), 0);
+            float *all = malloc(sizeof(float) * N * VOCAB), *one = malloc(sizeof(float) * VOCAB);
+            assert_int_equal(ac_decode(batch, ids, N, AC_LOGITS_ALL, all, err), 0);
+            double worst = 0;
+            for (int t = 0; t < N; t++) {
+                assert_int_equal(ac_decode(single, &ids[t], 1, AC_LOGITS_LAST, one, err), 0);
+                float amax = 0;
+                for (int v = 0; v < VOCAB; v++) amax = fmaxf(amax, fabsf(one[v]));
+                for (int v = 0; v < VOCAB; v++) {
+                    const double rel = fabs((double)all[t * VOCAB + v] - one[v]) / (amax > 0 ? amax : 1);
+                    if (rel > worst) worst = rel;
+                }
+            }
+            printf("  %s threads=%d: max |dlogit| / max |logit| = %.2e\n", ac_type_traits(types[ti])->name, threads,
+                   worst);
+            assert_true(worst <= 1e-3);
+            free(all);
+            free(one);
+            ac_context_free(batch);
+            ac_context_free(single);
+        }
+        ac_model_free(m);
+        remove(path);
+        free(path);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_vs_ref),
+        cmocka_unit_test(test_selection),
+        cmocka_unit_test(test_model_gemm_vs_vec_dot),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
