@@ -4,9 +4,11 @@
  * has, against the scalar reference (vec_dot_ref per (row, token) pair), at
  * row and token counts that are not multiples of any tile (rows 1, 7, 33;
  * tokens 1, 3, 5, 17), with misaligned pointers and padded strides, with
- * and without bias and accumulation. Then end to end: a tiny model with
- * quantized matrices gives the same logits for a prompt run as one batch
- * (gemm) and token by token (vec_dot), within 1e-3 of the largest logit. */
+ * and without bias and accumulation; one token at a time must give the
+ * batch's bits. Then end to end: a tiny model with quantized matrices gives
+ * the same logits through the gemm kernels as through the scalar vec_dot
+ * path, within 1e-3 of the largest logit, and token by token the same bits
+ * as in one batch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,6 +133,44 @@ static void test_gemm_vs_ref(void **state) {
     assert_true(kernels >= 5); /* scalar reference of each type at least */
 }
 
+/* Each output's bits depend only on its row and token: one token at a time
+ * and any split of the rows give exactly the batch's result (what keeps
+ * decode after prefill batch-invariant). */
+static void test_gemm_bits_per_token(void **state) {
+    (void)state;
+    ac_quant_init();
+    const int n = 96 * 2, n_rows = 45, n_tokens = 11;
+    int checked = 0;
+    for (size_t ti = 0; ti < sizeof gemm_types / sizeof gemm_types[0]; ti++)
+        for (size_t li = 0; li < sizeof all_levels / sizeof all_levels[0]; li++) {
+            if (!ac_quant_cpu_has(all_levels[li])) continue;
+            const ac_gemm_fn gemm = ac_gemm_select(gemm_types[ti], all_levels[li]);
+            if (!gemm) continue;
+            const uint32_t type = gemm_types[ti], xt = ac_type_traits(type)->vec_dot_type;
+            const size_t ws = ac_row_size(type, n), xs = ac_row_size(xt, n);
+            uint8_t *w = malloc(ws * n_rows), *x = malloc(xs * n_tokens);
+            fill_rows(type, w, ws, n_rows, n, 0.5f);
+            fill_rows(xt, x, xs, n_tokens, n, 2.0f);
+            float *batch = malloc(sizeof(float) * n_rows * n_tokens), *one = malloc(sizeof(float) * n_rows * n_tokens);
+            gemm(n, batch, n_rows, w, ws, n_rows, x, xs, n_tokens, NULL, false);
+            for (int t = 0; t < n_tokens; t++) {
+                const int split = 1 + (int)(rng_u32() % (n_rows - 1)); /* rows [0, split), [split, n_rows) */
+                gemm(n, one + (size_t)t * n_rows, n_rows, w, ws, split, x + (size_t)t * xs, xs, 1, NULL, false);
+                gemm(n, one + (size_t)t * n_rows + split, n_rows, w + (size_t)split * ws, ws, n_rows - split,
+                     x + (size_t)t * xs, xs, 1, NULL, false);
+            }
+            if (memcmp(batch, one, sizeof(float) * n_rows * n_tokens))
+                fail_msg("%s %s: one token at a time differs from the batch", ac_type_traits(type)->name,
+                         level_names[li]);
+            checked++;
+            free(w);
+            free(x);
+            free(batch);
+            free(one);
+        }
+    assert_true(checked >= 5);
+}
+
 /* ac_quant_gemm follows the level in use: none at scalar, SIMD kernels
  * (where there are) otherwise. */
 static void test_selection(void **state) {
@@ -208,6 +248,20 @@ static char *tiny_model(uint32_t type) {
     return path;
 }
 
+/* Logits of the prompt as one batch (AC_LOGITS_ALL) into out, at the
+ * current SIMD level. */
+static void run_batch(const struct ac_model *m, int threads, const int32_t *ids, int n, float *out) {
+    char err[256];
+    struct ac_context *c;
+    const struct ac_context_params cp = {.n_ctx = 64, .n_batch = 32, .n_threads = threads};
+    assert_int_equal(ac_context_new(&c, m, &cp, err), 0);
+    assert_int_equal(ac_decode(c, ids, n, AC_LOGITS_ALL, out, err), 0);
+    ac_context_free(c);
+}
+
+/* gemm path (best level) vs vec_dot path (scalar level: no gemm kernels,
+ * vec_dot_ref) within 1e-3 of the largest logit, and token by token equal
+ * to the batch bit for bit. */
 static void test_model_gemm_vs_vec_dot(void **state) {
     (void)state;
     static const uint32_t types[] = {AC_TYPE_Q4_0, AC_TYPE_Q4_1, AC_TYPE_Q8_0};
@@ -215,35 +269,44 @@ static void test_model_gemm_vs_vec_dot(void **state) {
     enum { N = 19, VOCAB = 40 };
     int32_t ids[N];
     for (int i = 0; i < N; i++) ids[i] = (int32_t)(rng_u32() % VOCAB);
+    ac_quant_init();
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         char *path = tiny_model(types[ti]);
         struct ac_model *m;
         assert_int_equal(ac_model_load(&m, path, err), 0);
-        for (int threads = 1; threads <= 2; threads++) {
-            struct ac_context *batch, *single;
-            const struct ac_context_params cp = {.n_ctx = 64, .n_batch = 32, .n_threads = threads};
-            assert_int_equal(ac_context_new(&batch, m, &cp, err), 0);
-            assert_int_equal(ac_context_new(&single, m, &cp, err), 0);
-            float *all = malloc(sizeof(float) * N * VOCAB), *one = malloc(sizeof(float) * VOCAB);
-            assert_int_equal(ac_decode(batch, ids, N, AC_LOGITS_ALL, all, err), 0);
-            double worst = 0;
-            for (int t = 0; t < N; t++) {
-                assert_int_equal(ac_decode(single, &ids[t], 1, AC_LOGITS_LAST, one, err), 0);
-                float amax = 0;
-                for (int v = 0; v < VOCAB; v++) amax = fmaxf(amax, fabsf(one[v]));
-                for (int v = 0; v < VOCAB; v++) {
-                    const double rel = fabs((double)all[t * VOCAB + v] - one[v]) / (amax > 0 ? amax : 1);
-                    if (rel > worst) worst = rel;
+        for (int threads = 1; threads <= 2; threads++)
+            for (size_t li = 1; li < sizeof all_levels / sizeof all_levels[0]; li++) {
+                if (!ac_quant_cpu_has(all_levels[li])) continue;
+                float *ref = malloc(sizeof(float) * N * VOCAB), *all = malloc(sizeof(float) * N * VOCAB);
+                float *one = malloc(sizeof(float) * VOCAB);
+                ac_quant_use_level(AC_SIMD_SCALAR);
+                run_batch(m, threads, ids, N, ref);
+                ac_quant_use_level(all_levels[li]);
+                run_batch(m, threads, ids, N, all);
+                struct ac_context *single;
+                const struct ac_context_params cp = {.n_ctx = 64, .n_batch = 32, .n_threads = threads};
+                assert_int_equal(ac_context_new(&single, m, &cp, err), 0);
+                double worst = 0;
+                for (int t = 0; t < N; t++) {
+                    float amax = 0;
+                    for (int v = 0; v < VOCAB; v++) amax = fmaxf(amax, fabsf(ref[t * VOCAB + v]));
+                    for (int v = 0; v < VOCAB; v++) {
+                        const double rel =
+                            fabs((double)all[t * VOCAB + v] - ref[t * VOCAB + v]) / (amax > 0 ? amax : 1);
+                        if (rel > worst) worst = rel;
+                    }
+                    assert_int_equal(ac_decode(single, &ids[t], 1, AC_LOGITS_LAST, one, err), 0);
+                    assert_memory_equal(one, all + t * VOCAB, sizeof(float) * VOCAB);
                 }
+                printf("  %s threads=%d %s vs scalar vec_dot: max |dlogit| / max |logit| = %.2e\n",
+                       ac_type_traits(types[ti])->name, threads, level_names[li], worst);
+                assert_true(worst <= 1e-3);
+                free(ref);
+                free(all);
+                free(one);
+                ac_context_free(single);
             }
-            printf("  %s threads=%d: max |dlogit| / max |logit| = %.2e\n", ac_type_traits(types[ti])->name, threads,
-                   worst);
-            assert_true(worst <= 1e-3);
-            free(all);
-            free(one);
-            ac_context_free(batch);
-            ac_context_free(single);
-        }
+        ac_quant_force_scalar(false); /* back to the best level */
         ac_model_free(m);
         remove(path);
         free(path);
@@ -253,6 +316,7 @@ static void test_model_gemm_vs_vec_dot(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_vs_ref),
+        cmocka_unit_test(test_gemm_bits_per_token),
         cmocka_unit_test(test_selection),
         cmocka_unit_test(test_model_gemm_vs_vec_dot),
     };

@@ -195,11 +195,116 @@ AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, si
     }
 }
 
+/* 8 rows x 4 dwords (16 bytes at p[r] + off) -> T[j]: dword j of every
+ * row, row r in lane r (rows i and 4 + i share vector i, then a 4x4
+ * transpose inside each 128-bit lane). */
+AI void transpose_8x4(const uint8_t *const *p, size_t off, __m256i T[4]) {
+    __m256i z[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        z[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p[i] + off))),
+                                       _mm_loadu_si128((const __m128i *)(p[4 + i] + off)), 1);
+    const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    T[0] = _mm256_unpacklo_epi64(t0, t2);
+    T[1] = _mm256_unpackhi_epi64(t0, t2);
+    T[2] = _mm256_unpacklo_epi64(t1, t3);
+    T[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* Blocks per row up to which gemv keeps its activation table on the stack. */
+#define GEMV_MAX_BLOCKS 512
+
+/* One token: each group of 8 rows is transposed straight into registers,
+ * with the same arithmetic per (row, block) as tile() (integer block dots
+ * are exact however they are summed), so a token gives the same bits alone
+ * as in a batch. The next group is prefetched a slice per block. */
+AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+             const struct act *A, const float *bias, bool accumulate) {
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
+    for (int r0 = 0; r0 < n_rows; r0 += GR) {
+        const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
+        const uint8_t *rp[GR];
+        for (int r = 0; r < GR; r++) rp[r] = w + (size_t)(r0 + (r < rows ? r : rows - 1)) * w_stride;
+        const uint8_t *pf = w + (size_t)(r0 + GR) * w_stride;
+        const size_t pf_len = r0 + 2 * GR <= n_rows ? (size_t)GR * w_stride
+                              : r0 + GR < n_rows   ? (size_t)(n_rows - r0 - GR) * w_stride
+                                                   : 0;
+        const size_t pf_step = (pf_len + (size_t)nb - 1) / (size_t)nb;
+        __m256 acc = _mm256_setzero_ps(), ms = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            for (size_t o = (size_t)b * pf_step; o < (size_t)(b + 1) * pf_step && o < pf_len; o += 64)
+                _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
+            const size_t off = (size_t)b * w_block(k);
+            const uint8_t *y = x + (size_t)b * x_block(k) + x_qs(k);
+            __m256i T[4], s;
+            transpose_8x4(rp, off + w_qs(k), T);
+            if (k == K_Q8_0) {
+                __m256i s1 = _mm256_setzero_si256();
+                s = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    const __m256i yj = _mm256_set1_epi32(ld32(y + 4 * j));
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(T[j]), _mm256_sign_epi8(yj, T[j])), ones));
+                }
+                transpose_8x4(rp, off + w_qs(k) + 16, T);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    const __m256i yj = _mm256_set1_epi32(ld32(y + 16 + 4 * j));
+                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(T[j]), _mm256_sign_epi8(yj, T[j])), ones));
+                }
+                s = _mm256_add_epi32(s, s1);
+            } else {
+                __m256i s16 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(T[j], m4),
+                                                                     _mm256_set1_epi32(ld32(y + 4 * j))));
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(T[j], 4), m4),
+                                                                     _mm256_set1_epi32(ld32(y + 16 + 4 * j))));
+                }
+                s = _mm256_madd_epi16(s16, ones);
+                if (k == K_Q4_0) s = _mm256_add_epi32(s, _mm256_set1_epi32(A[b].c));
+            }
+            uint32_t h[GR]; /* d in the low half, m (Q4_1) in the high one */
+#pragma GCC unroll 8
+            for (int r = 0; r < GR; r++) memcpy(&h[r], rp[r] + off, 4);
+            const __m256i hv = _mm256_loadu_si256((const __m256i *)h);
+            /* low halves of the 8 dwords -> 8 halves */
+            const __m256i lo = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_and_si256(hv, _mm256_set1_epi32(0xFFFF)),
+                                                                            _mm256_setzero_si256()), 0x08);
+            const __m256 dx = _mm256_cvtph_ps(_mm256_castsi256_si128(lo));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(A[b].d)), _mm256_cvtepi32_ps(s), acc);
+            if (k == K_Q4_1) {
+                const __m256i hi = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_srli_epi32(hv, 16), _mm256_setzero_si256()), 0x08);
+                ms = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(hi)), _mm256_set1_ps(A[b].s), ms);
+            }
+        }
+        if (k == K_Q4_1) acc = _mm256_add_ps(acc, ms);
+        float *o = out + r0;
+        if (bias) acc = _mm256_add_ps(acc, maskz_load(rows, bias + r0));
+        if (accumulate) acc = _mm256_add_ps(maskz_load(rows, o), acc);
+        if (rows == GR) {
+            _mm256_storeu_ps(o, acc);
+        } else {
+            float tmp[GR];
+            _mm256_storeu_ps(tmp, acc);
+            memcpy(o, tmp, (size_t)rows * sizeof(float));
+        }
+    }
+}
+
 AI void gemm(enum kind k, int n, float *out, size_t out_stride, const void *vw, size_t w_stride, int n_rows,
              const void *vx, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
     if (n_rows <= 0 || n_tokens <= 0) return;
     const int nb = n / QK8_0;
     const uint8_t *w = vw, *x = vx;
+    if (n_tokens == 1 && nb <= GEMV_MAX_BLOCKS) {
+        struct act A[GEMV_MAX_BLOCKS];
+        act_table(k, x, x_stride, 1, nb, A);
+        gemv(k, nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
+        return;
+    }
     const size_t psize = (size_t)nb * p_block(k), asize = (size_t)n_tokens * nb * sizeof(struct act);
     uint8_t *buf = nb ? aligned_alloc(64, (psize + asize + 63) / 64 * 64) : NULL;
     if (!buf) {
