@@ -938,6 +938,80 @@ static void test_scheduler(void **state) {
     assert_int_equal(ac_sched_pick(2, groups, passed, 1, 4), 0);
 }
 
+/* A remote variant: a routed server forwards to a second server on
+ * loopback; the answer equals asking that server directly, streamed or not,
+ * and an unreachable endpoint is a clean 5xx. */
+static void test_remote_variant(void **state) {
+    (void)state;
+    char err[AC_ERR_LEN], dir[] = "/tmp/ac_remote_XXXXXX", cmd[2048];
+    struct ac_backend *far_b, *near_b;
+    struct ac_server *far_s, *near_s;
+    struct ac_single_params sp = {.n_ctx = 128};
+    assert_int_equal(ac_backend_single_new(&far_b, "tests/fixtures/tiny_llama.gguf", &sp, err), 0);
+    struct ac_server_config cfg = {.port = 0};
+    assert_int_equal(ac_server_start(&far_s, &cfg, far_b, err), 0);
+    const int far_port = ac_server_port(far_s);
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd,
+             "cp tests/fixtures/tiny_llama.gguf %s/f16.gguf && printf '%%s' '{\"base\": \"tiny\", \"variants\": ["
+             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1},"
+             "{\"name\": \"far\", \"remote\": {\"url\": \"http://127.0.0.1:%d/v1\", \"model\": \"tiny_llama\"}, "
+             "\"relative_cost\": 0.5},"
+             "{\"name\": \"gone\", \"remote\": {\"url\": \"http://127.0.0.1:1/v1\", \"model\": \"x\"}, "
+             "\"relative_cost\": 0.5}]}' > %s/manifest.json",
+             dir, far_port, dir);
+    assert_int_equal(system(cmd), 0);
+    struct ac_routed_params rp = {.dir = dir, .n_ctx = 128};
+    if (ac_backend_routed_new(&near_b, &rp, err) != 0) fail_msg("routed: %s", err);
+    assert_int_equal(ac_server_start(&near_s, &cfg, near_b, err), 0);
+    const int near_port = ac_server_port(near_s);
+
+    static const char direct[] = "{\"model\":\"tiny_llama\",\"prompt\":\"hello world\",\"temperature\":0,\"max_tokens\":6}";
+    static const char via[] = "{\"model\":\"far\",\"prompt\":\"hello world\",\"temperature\":0,\"max_tokens\":6}";
+    static const char via_stream[] =
+        "{\"model\":\"far\",\"prompt\":\"hello world\",\"temperature\":0,\"max_tokens\":6,\"stream\":true}";
+    struct http h = request_to(far_port, "POST", "/v1/completions", NULL, NULL, direct, strlen(direct));
+    cJSON *j = parse_json(&h);
+    char *want = strdup(json_str(j, "choices.0.text"));
+    cJSON_Delete(j);
+    http_free(&h);
+    h = request_to(near_port, "POST", "/v1/completions", NULL, NULL, via, strlen(via));
+    if (h.status != 200) fail_msg("via remote: %d %s", h.status, h.body);
+    j = parse_json(&h);
+    assert_string_equal(json_str(j, "choices.0.text"), want);
+    assert_string_equal(json_str(j, "agentcompress.variant"), "far");
+    assert_int_equal((int)json_num(j, "usage.completion_tokens"), 6);
+    cJSON_Delete(j);
+    http_free(&h);
+    h = request_to(near_port, "POST", "/v1/completions", NULL, NULL, via_stream, strlen(via_stream));
+    assert_int_equal(h.status, 200);
+    char *events[64], got[512] = "";
+    const int n = sse_events(h.body, events, 64);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(events[i], "[DONE]")) continue;
+        cJSON *c = cJSON_Parse(events[i]);
+        const cJSON *t = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(c, "choices"), 0), "text");
+        if (cJSON_IsString(t)) strncat(got, t->valuestring, sizeof got - strlen(got) - 1);
+        cJSON_Delete(c);
+    }
+    assert_string_equal(got, want);
+    http_free(&h);
+    static const char gone[] = "{\"model\":\"gone\",\"prompt\":\"hello\",\"max_tokens\":2}";
+    h = request_to(near_port, "POST", "/v1/completions", NULL, NULL, gone, strlen(gone));
+    assert_true(h.status >= 500);
+    http_free(&h);
+    h = request_to(near_port, "GET", "/health", NULL, NULL, NULL, 0);
+    assert_int_equal(h.status, 200);
+    http_free(&h);
+    free(want);
+    ac_server_stop(near_s);
+    ac_backend_free(near_b);
+    ac_server_stop(far_s);
+    ac_backend_free(far_b);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -956,6 +1030,7 @@ int main(void) {
         cmocka_unit_test(test_openai_python),
         cmocka_unit_test(test_routed_backend),
         cmocka_unit_test(test_scheduler),
+        cmocka_unit_test(test_remote_variant),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

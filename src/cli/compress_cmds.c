@@ -39,7 +39,7 @@ static int session_open(const char *cmd, const char *dir, const char *text_path,
     memset(s, 0, sizeof *s);
     if (ac_manifest_load(&s->man, dir, err) != 0) return cli_fail(cmd, "%s", err);
     const struct ac_manifest_variant *f16 = ac_manifest_find(s->man, "f16");
-    if (!f16) return cli_fail(cmd, "%s: the manifest has no f16 variant (the reference)", dir);
+    if (!f16 || !f16->file) return cli_fail(cmd, "%s: the manifest has no local f16 variant (the reference)", dir);
     size_t len;
     char *text = cli_read_file(text_path, &len);
     if (!text) return cli_fail(cmd, "%s: cannot read the text", text_path);
@@ -122,6 +122,7 @@ int cmd_calibrate(int argc, char **argv) {
     int rc = 1;
     for (int i = 0; i < s.man->n_variants; i++) {
         const struct ac_manifest_variant *v = &s.man->variants[i];
+        if (!v->file) continue; /* remote: calibrated where it runs */
         fprintf(stderr, "calibrate: %s (%d tokens)\n", v->name, s.n_tokens);
         struct ac_model *m = load_variant(CAL, dir, v);
         if (!m) goto done;
@@ -214,6 +215,7 @@ int cmd_kld(int argc, char **argv) {
                       "MB/token");
     for (int i = 0; i < s.man->n_variants; i++) {
         const struct ac_manifest_variant *v = &s.man->variants[i];
+        if (!v->file) continue; /* remote: its logits are not ours to read */
         struct ac_model *m = load_variant(KLD, dir, v);
         if (!m) goto done;
         struct ac_calibration cal = {0};

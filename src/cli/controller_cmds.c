@@ -169,7 +169,7 @@ static int router_open(const char *cmd, const char *dir, const char *ctrl_path, 
     if (ac_manifest_load(&r->man, dir, err) != 0 || ac_controller_load(&r->ctrl, ctrl_path, err) != 0)
         return cli_fail(cmd, "%s", err);
     const struct ac_manifest_variant *f16 = ac_manifest_find(r->man, "f16");
-    if (!f16) return cli_fail(cmd, "%s: the manifest has no f16 variant", dir);
+    if (!f16 || !f16->file) return cli_fail(cmd, "%s: the manifest has no local f16 variant", dir);
     if (snprintf(path, sizeof path, "%s/%s", dir, f16->file) >= (int)sizeof path)
         return cli_fail(cmd, "path too long");
     if (ac_model_load(&r->f16, path, err) != 0 || ac_tokenizer_load(&r->tok, r->f16->file, err) != 0)
@@ -280,6 +280,10 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "run: complexity %.3f -> %s, prune %.2f, sparsity %.2f (%.0f us)\n", (double)d.complexity,
             d.quant_name, (double)d.prune_ratio, (double)d.sparsity_target, d.seconds * 1e6);
     const struct ac_manifest_variant *var = ac_manifest_find(r.man, d.quant_name);
+    if (!var->file) {
+        cli_fail(C, "variant '%s' is remote (%s): serve the directory to forward to it", var->name, var->remote_url);
+        goto done;
+    }
     if (snprintf(path, sizeof path, "%s/%s", dir, var->file) >= (int)sizeof path) {
         cli_fail(C, "path too long");
         goto done;

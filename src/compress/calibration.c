@@ -172,7 +172,7 @@ int ac_calibration_run_config(const struct ac_calibration *c, float prune, float
 /* Transposed weights for sparse decode, from the f16 variant when there is one. */
 static int prepare_sparse(struct ac_model *model, const char *dir, const struct ac_manifest *man, char *err) {
     const struct ac_manifest_variant *f16 = ac_manifest_find(man, "f16");
-    if (!f16) return ac_model_prepare_sparse(model, err);
+    if (!f16 || !f16->file) return ac_model_prepare_sparse(model, err);
     char path[4096];
     if (snprintf(path, sizeof path, "%s/%s", dir, f16->file) >= (int)sizeof path) return ac_errf(err, "path too long");
     struct ac_model *source = NULL;

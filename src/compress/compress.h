@@ -73,7 +73,9 @@ struct cJSON;
 
 struct ac_manifest_variant {
     const char *name;  /* "f16", "q8_0", "q4_0", "q2_0" / "q2_k" */
-    const char *file;  /* a plain file name inside the directory */
+    const char *file;  /* a plain file name inside the directory; NULL for a remote variant */
+    const char *remote_url;   /* an OpenAI-compatible endpoint ("http://host:port/v1"), or NULL */
+    const char *remote_model; /* the model name to ask that endpoint for */
     const char *level; /* "fp16", "int8", "int4", "int2" */
     double bits_per_weight;
     double relative_cost; /* weight bytes per decoded token / the f16 variant's */

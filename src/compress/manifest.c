@@ -113,7 +113,19 @@ int ac_manifest_load(struct ac_manifest **out, const char *dir, char *err) {
         mv->file = get_str(v, "file");
         mv->level = get_str(v, "level");
         const cJSON *compat = cJSON_GetObjectItemCaseSensitive(v, "llama_cpp_compatible");
-        if (!mv->name || !*mv->name || !mv->file || !plain_file_name(mv->file) ||
+        const cJSON *remote = cJSON_GetObjectItemCaseSensitive(v, "remote");
+        if (remote) {
+            /* a variant served elsewhere: {"remote": {"url": ".../v1", "model": NAME}} */
+            mv->remote_url = get_str(remote, "url");
+            mv->remote_model = get_str(remote, "model");
+            if (!mv->name || !*mv->name || mv->file || !mv->remote_url || !mv->remote_model ||
+                (strncmp(mv->remote_url, "http://", 7) != 0 && strncmp(mv->remote_url, "https://", 8) != 0) ||
+                !get_num(v, "relative_cost", &mv->relative_cost)) {
+                ac_errf(err, "%s: remote variant %d needs \"name\", \"remote\": {\"url\": \"http(s)://...\", "
+                             "\"model\": ...}, \"relative_cost\" and no \"file\"", path, i);
+                goto fail;
+            }
+        } else if (!mv->name || !*mv->name || !mv->file || !plain_file_name(mv->file) ||
             !get_num(v, "bits_per_weight", &mv->bits_per_weight) || !get_num(v, "bytes", &bytes) ||
             !get_num(v, "relative_cost", &mv->relative_cost)) {
             ac_errf(err, "%s: variant %d needs \"name\", \"file\" (a file name in the directory), "

@@ -78,12 +78,14 @@ int ac_cache_new(struct ac_variant_cache **out, const char *dir, const struct ac
     for (int i = 0; i < c->n; i++) {
         char path[8192];
         struct stat sb;
+        c->e[i] = (struct entry){.v = &man->variants[i], .last_use = -1};
+        if (!man->variants[i].file) continue; /* remote: nothing to load */
         snprintf(path, sizeof path, "%s/%s", dir, man->variants[i].file);
         if (stat(path, &sb) != 0) {
             ac_cache_free(c);
             return ac_errf(err, "%s: variant '%s' has no file", path, man->variants[i].name);
         }
-        c->e[i] = (struct entry){.v = &man->variants[i], .bytes = (size_t)sb.st_size, .last_use = -1};
+        c->e[i].bytes = (size_t)sb.st_size;
         if (c->e[i].bytes > largest) largest = c->e[i].bytes;
     }
     if (c->p.budget_bytes == 0) c->p.budget_bytes = 2 * largest;
@@ -150,8 +152,8 @@ int ac_cache_acquire(struct ac_variant_cache *c, const char *name, struct ac_mod
     pthread_mutex_lock(&c->mu);
     int rc = -1;
     const int i = find(c, name);
-    if (i < 0) {
-        ac_errf(err, "unknown variant '%s'", name);
+    if (i < 0 || !c->e[i].v->file) {
+        ac_errf(err, i < 0 ? "unknown variant '%s'" : "variant '%s' is remote: nothing to load", name);
         goto done;
     }
     c->history[c->clock % c->p.window] = i;
@@ -190,6 +192,8 @@ int ac_cache_prefetch(struct ac_variant_cache *c, const char *name, char *err) {
     const int i = find(c, name);
     if (i < 0)
         rc = ac_errf(err, "unknown variant '%s'", name);
+    else if (!c->e[i].v->file)
+        rc = 0;
     else if (!c->e[i].model && make_room(c, c->e[i].bytes, i, priority(c, i)))
         rc = load(c, i, err);
     pthread_mutex_unlock(&c->mu);

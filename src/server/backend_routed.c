@@ -120,6 +120,18 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
                       void *user, struct ac_run_result *res, char *err) {
     struct routed *r = (struct routed *)b;
     const struct ac_manifest_variant *v = &r->man->variants[p->variant];
+    if (v->remote_url) {
+        if (ac_remote_run(v->remote_url, v->remote_model, req, emit, user, res, err) != 0) return -1;
+        /* its weights are read elsewhere: cost by the manifest's estimate */
+        const struct ac_manifest_variant *f16 = ac_manifest_find(r->man, "f16");
+        const double per_token = v->bytes_per_token ? (double)v->bytes_per_token
+                                 : f16 ? v->relative_cost * (double)f16->bytes_per_token : 0.0;
+        res->cost_bytes = per_token * (res->n_prompt + res->n_generated);
+        res->variant = v->name;
+        res->complexity = p->complexity;
+        res->route_us = p->route_us;
+        return 0;
+    }
     struct ac_model *model;
     bool hit;
     if (ac_cache_acquire(r->cache, v->name, &model, &hit, err) != 0) return -1;
@@ -181,7 +193,11 @@ int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params
     if (ac_manifest_load(&r->man, p->dir, err) != 0) goto fail;
     /* embeddings and tokenizer: the f16 variant, else the first */
     const struct ac_manifest_variant *src = ac_manifest_find(r->man, "f16");
-    if (!src) src = &r->man->variants[0];
+    for (int i = 0; (!src || !src->file) && i < r->man->n_variants; i++) src = &r->man->variants[i];
+    if (!src->file) {
+        ac_errf(err, "%s/manifest.json has no local variant (the tokenizer and embeddings come from one)", p->dir);
+        goto fail;
+    }
     snprintf(path, sizeof path, "%s/%s", p->dir, src->file);
     if (ac_model_load(&r->f16, path, err) != 0 || ac_tokenizer_load(&r->tok, r->f16->file, err) != 0) goto fail;
     r->n_ctx = p->n_ctx > 0 ? p->n_ctx : (r->f16->cfg.ctx_train < 4096 ? r->f16->cfg.ctx_train : 4096);

@@ -149,6 +149,13 @@ struct ac_routed_params {
 };
 int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params *p, char *err);
 
+/* Forwards req to an OpenAI-compatible endpoint (url ends in /v1) as
+ * `model`, streaming, handing text to emit as it arrives (emit returning
+ * true stops the transfer). AGENTCOMPRESS_REMOTE_API_KEY, when set, is sent
+ * as the bearer token. Fills res except variant and cost. */
+int ac_remote_run(const char *url, const char *model, const struct ac_gen_request *req, ac_text_fn emit, void *user,
+                  struct ac_run_result *res, char *err);
+
 struct ac_single_params {
     int n_ctx;     /* 0: the library's default */
     int n_threads; /* 0: number of cores */
