@@ -89,7 +89,7 @@ AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb,
     for (int b = 0; b < nb; b++, P += p_block(k)) {
         const size_t off = (size_t)b * w_block(k);
         __m256i a[8];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int r = 0; r < 8; r++) {
             const uint8_t *p = rp[r] + off + w_qs(k);
             if (k == K_Q8_0) {
@@ -101,7 +101,7 @@ AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb,
             }
         }
         __m256i t[8], u[8];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int h = 0; h < 2; h++) {
             const int i = 4 * h;
             t[i] = _mm256_unpacklo_epi32(a[i], a[i + 1]);
@@ -113,7 +113,7 @@ AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb,
             u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
             u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
         }
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int j = 0; j < 4; j++) {
             _mm256_store_si256((__m256i *)(P + 32 * j), _mm256_permute2x128_si256(u[j], u[j + 4], 0x20));
             _mm256_store_si256((__m256i *)(P + 32 * (j + 4)), _mm256_permute2x128_si256(u[j], u[j + 4], 0x31));
@@ -135,7 +135,7 @@ AI __m256 maskz_load(int rows, const float *p) {
 AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, size_t x_stride, const struct act *A,
              float *out, size_t out_stride, int rows, const float *bias, bool accumulate) {
     __m256 acc[NT];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < nt; i++) acc[i] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < nb; b++) {
@@ -179,7 +179,7 @@ AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, si
 #pragma GCC unroll 16
         for (int i = 0; i < nt; i++) acc[i] = _mm256_add_ps(acc[i], ms[i]);
     }
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < nt; i++) {
         float *o = out + (size_t)i * out_stride;
         __m256 v = acc[i];

@@ -100,7 +100,7 @@ AI void act_table(enum kind k, const uint8_t *x, size_t x_stride, int n_tokens, 
  * then leaves lane L with rows 4L..4L+3. */
 AI void transpose_16x4(const uint8_t *const *p, size_t off, __m512i T[4]) {
     __m512i z[4];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < 4; i++) {
         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p[i] + off)));
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[4 + i] + off)), 1);
@@ -115,28 +115,58 @@ AI void transpose_16x4(const uint8_t *const *p, size_t off, __m512i T[4]) {
     T[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
+/* 16 rows x 8 dwords (32 bytes at p[r] + off) -> T[j]: dword j of every
+ * row, row r in lane r. Vector j first holds row lo(j) in its low 256 bits
+ * and row lo(j) + 4 in its high ones, lo(j) = j < 4 ? j : j + 4; two 8x8
+ * transposes (one per 256-bit half) and a lane shuffle then put the rows in
+ * lane order. */
+AI void transpose_16x8(const uint8_t *const *p, size_t off, __m512i T[8]) {
+    __m512i a[8], t[8], u[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        const int lo = j < 4 ? j : j + 4;
+        a[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p[lo] + off))),
+                                  _mm256_loadu_si256((const __m256i *)(p[lo + 4] + off)), 1);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const int i = 4 * h;
+        t[i] = _mm512_unpacklo_epi32(a[i], a[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(a[i], a[i + 1]);
+        t[i + 2] = _mm512_unpacklo_epi32(a[i + 2], a[i + 3]);
+        t[i + 3] = _mm512_unpackhi_epi32(a[i + 2], a[i + 3]);
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);     /* dwords 0, 4 */
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]); /* dwords 1, 5 */
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        T[j] = _mm512_shuffle_i32x4(u[j], u[j + 4], _MM_SHUFFLE(2, 0, 2, 0));
+        T[j + 4] = _mm512_shuffle_i32x4(u[j], u[j + 4], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
 /* The 8 quant vectors of block b of 16 rows (row pointers rp), as the
  * header comment describes. */
 AI void load_quants(enum kind k, const uint8_t *const *rp, int b, __m512i w[8]) {
     const size_t off = (size_t)b * w_block(k) + w_qs(k);
+    if (k == K_Q8_0) { /* 32 bytes a row: one 16x8 transpose, then + 128 */
+        transpose_16x8(rp, off, w);
+        const __m512i k80 = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) w[j] = _mm512_xor_si512(w[j], k80);
+        return;
+    }
+    /* dword j of the packed nibbles: low nibbles are elements 4j..4j+3,
+     * high ones 16 + 4j.. (group j + 4) */
     __m512i T[4];
     transpose_16x4(rp, off, T);
-    if (k == K_Q8_0) {
-        const __m512i k80 = _mm512_set1_epi8((char)0x80);
-        #pragma GCC unroll 16
-        for (int j = 0; j < 4; j++) w[j] = _mm512_xor_si512(T[j], k80);
-        transpose_16x4(rp, off + 16, T);
-        #pragma GCC unroll 16
-        for (int j = 0; j < 4; j++) w[4 + j] = _mm512_xor_si512(T[j], k80);
-    } else {
-        /* dword j of the packed nibbles: low nibbles are elements 4j..4j+3,
-         * high ones 16 + 4j.. (group j + 4) */
-        const __m512i m4 = _mm512_set1_epi8(0x0F);
-        #pragma GCC unroll 16
-        for (int j = 0; j < 4; j++) {
-            w[j] = _mm512_and_si512(T[j], m4);
-            w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(T[j], 4), m4);
-        }
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        w[j] = _mm512_and_si512(T[j], m4);
+        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(T[j], 4), m4);
     }
 }
 
@@ -156,7 +186,7 @@ AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb,
     for (int b = 0; b < nb; b++, P += p_block(k)) {
         __m512i q[8];
         load_quants(k, rp, b, q);
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int g = 0; g < 8; g++) _mm512_store_si512((__m512i *)(P + 64 * g), q[g]);
         /* d in the low half of each dword, m (Q4_1) in the high one */
         const __m512i h = _mm512_i32gather_epi32(vindex, w + (size_t)b * w_block(k), 1);
@@ -170,12 +200,12 @@ AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb,
 AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, size_t x_stride, const struct act *A,
              float *out, size_t out_stride, __mmask16 mask, const float *bias, bool accumulate) {
     __m512 acc[NT];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < nt; i++) acc[i] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *pb = P + (size_t)b * p_block(k);
         __m512i w[8];
-        #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512((const __m512i *)(pb + 64 * g));
         const __m512 dx = _mm512_load_ps(pb + 512);
 #pragma GCC unroll 8
@@ -200,7 +230,7 @@ AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, si
 #pragma GCC unroll 16
         for (int i = 0; i < nt; i++) acc[i] = _mm512_add_ps(acc[i], ms[i]);
     }
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < nt; i++) {
         float *o = out + (size_t)i * out_stride;
         __m512 v = acc[i];
@@ -229,10 +259,11 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
         /* The 16 rows are read a block at a time each, 16 streams the
          * hardware prefetchers follow poorly: fetch the next group's bytes
          * ahead, a slice per block. */
-        const uint8_t *pf = w + (size_t)(r0 + GR) * w_stride;
-        const size_t pf_len = r0 + 2 * GR <= n_rows ? (size_t)GR * w_stride
-                              : r0 + GR < n_rows   ? (size_t)(n_rows - r0 - GR) * w_stride
-                                                   : 0;
+        const int pr = r0 + GR; /* first row to prefetch (further ahead measured slower) */
+        const uint8_t *pf = w + (size_t)pr * w_stride;
+        const size_t pf_len = pr + GR <= n_rows ? (size_t)GR * w_stride
+                              : pr < n_rows     ? (size_t)(n_rows - pr) * w_stride
+                                                : 0;
         const size_t pf_step = (pf_len + (size_t)nb - 1) / (size_t)nb;
         for (int b = 0; b < nb; b++) {
             for (size_t o = (size_t)b * pf_step; o < (size_t)(b + 1) * pf_step && o < pf_len; o += 64)
