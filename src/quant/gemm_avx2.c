@@ -222,6 +222,10 @@ AI void transpose_8x4(const uint8_t *const *p, size_t off, __m256i T[4]) {
 AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
              const struct act *A, const float *bias, bool accumulate) {
     const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
+    /* the groups the in-loop prefetches do not reach (matrices here are
+     * small, one per call, so the stream starts cold every time) */
+    const size_t head = (size_t)(n_rows < 5 * GR ? n_rows : 5 * GR) * w_stride;
+    for (size_t o = 0; o < head; o += 64) _mm_prefetch((const char *)(w + o), _MM_HINT_T1);
     for (int r0 = 0; r0 < n_rows; r0 += GR) {
         const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
         const uint8_t *rp[GR];
@@ -231,10 +235,15 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
                               : r0 + GR < n_rows   ? (size_t)(n_rows - r0 - GR) * w_stride
                                                    : 0;
         const size_t pf_step = (pf_len + (size_t)nb - 1) / (size_t)nb;
+        /* and the same slice of the group 4 further on into L2 (prefetches
+         * never fault; past the matrix end they only waste a fetch) */
+        const size_t pf_far = (size_t)4 * GR * w_stride;
         __m256 acc = _mm256_setzero_ps(), ms = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
-            for (size_t o = (size_t)b * pf_step; o < (size_t)(b + 1) * pf_step && o < pf_len; o += 64)
+            for (size_t o = (size_t)b * pf_step; o < (size_t)(b + 1) * pf_step && o < pf_len; o += 64) {
                 _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + o + pf_far), _MM_HINT_T1);
+            }
             const size_t off = (size_t)b * w_block(k);
             const uint8_t *y = x + (size_t)b * x_block(k) + x_qs(k);
             __m256i T[4], s;

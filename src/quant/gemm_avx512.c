@@ -249,6 +249,10 @@ AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, si
  * so a token gives the same bits alone as in a batch. */
 AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
              const struct act *A, const float *bias, bool accumulate) {
+    /* the groups the in-loop prefetches do not reach (matrices here are
+     * small, one per call, so the stream starts cold every time) */
+    const size_t head = (size_t)(n_rows < 5 * GR ? n_rows : 5 * GR) * w_stride;
+    for (size_t o = 0; o < head; o += 64) _mm_prefetch((const char *)(w + o), _MM_HINT_T1);
     for (int r0 = 0; r0 < n_rows; r0 += GR) {
         const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1);
@@ -259,15 +263,20 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
         /* The 16 rows are read a block at a time each, 16 streams the
          * hardware prefetchers follow poorly: fetch the next group's bytes
          * ahead, a slice per block. */
-        const int pr = r0 + GR; /* first row to prefetch (further ahead measured slower) */
+        const int pr = r0 + GR; /* first row to prefetch */
         const uint8_t *pf = w + (size_t)pr * w_stride;
         const size_t pf_len = pr + GR <= n_rows ? (size_t)GR * w_stride
                               : pr < n_rows     ? (size_t)(n_rows - pr) * w_stride
                                                 : 0;
         const size_t pf_step = (pf_len + (size_t)nb - 1) / (size_t)nb;
+        /* and the same slice of the group 4 further on into L2 (prefetches
+         * never fault; past the matrix end they only waste a fetch) */
+        const size_t pf_far = (size_t)4 * GR * w_stride;
         for (int b = 0; b < nb; b++) {
-            for (size_t o = (size_t)b * pf_step; o < (size_t)(b + 1) * pf_step && o < pf_len; o += 64)
+            for (size_t o = (size_t)b * pf_step; o < (size_t)(b + 1) * pf_step && o < pf_len; o += 64) {
                 _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + o + pf_far), _MM_HINT_T1);
+            }
             __m512i q[8];
             load_quants(k, rp, b, q);
             /* d in the low half of each dword, m (Q4_1) in the high one */
