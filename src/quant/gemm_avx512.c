@@ -1,5 +1,5 @@
 /* gemm_avx512.c - AVX-512 VNNI gemm kernels for Q4_0 x Q8_0, Q4_1 x Q8_1
- * and Q8_0 x Q8_0. Built with the Makefile's AVX-512 flags; only called
+ * and Q8_0 x Q8_0 (and F16 x F16, see the end of the file). Built with the Makefile's AVX-512 flags; only called
  * after ac_quant_cpu_has(AC_SIMD_AVX512VNNI).
  *
  * Weight rows are taken 16 at a time and repacked into a scratch buffer,
@@ -361,11 +361,121 @@ GEMM_FN(q4_0, K_Q4_0)
 GEMM_FN(q4_1, K_Q4_1)
 GEMM_FN(q8_0, K_Q8_0)
 
+/* ---- F16 x F16 ----
+ * Natural layout, 3 rows x 3 tokens per register tile, each (row, token)
+ * summed exactly as vec_dot_f16_avx512 sums it (16-lane partial sums over
+ * 32-element steps, even halves in one accumulator and odd in another, a
+ * masked 16-element tail into the first, then one reduce): results equal
+ * that vec_dot bit for bit, so one token simply takes the vec_dot. The
+ * tile's rows are converted to float once (exact) and reused by every
+ * token; tokens are converted as they are loaded. */
+#define FR 3
+#define FT 3
+
+AI void f16_tile(int nr, int nt, int n, const float *W, const uint16_t *x, size_t x_stride, float *out,
+                 size_t out_stride, const float *bias, bool accumulate) {
+    __m512 a0[FR][FT], a1[FR][FT];
+#pragma GCC unroll 3
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < nt; t++) a0[r][t] = a1[r][t] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 w0[FR], w1[FR];
+#pragma GCC unroll 3
+        for (int r = 0; r < nr; r++) {
+            w0[r] = _mm512_loadu_ps(W + (size_t)r * n + i);
+            w1[r] = _mm512_loadu_ps(W + (size_t)r * n + i + 16);
+        }
+#pragma GCC unroll 3
+        for (int t = 0; t < nt; t++) {
+            const uint16_t *xt = (const uint16_t *)((const uint8_t *)x + (size_t)t * x_stride);
+            const __m512 x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(xt + i)));
+            const __m512 x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(xt + i + 16)));
+#pragma GCC unroll 3
+            for (int r = 0; r < nr; r++) {
+                a0[r][t] = _mm512_fmadd_ps(w0[r], x0, a0[r][t]);
+                a1[r][t] = _mm512_fmadd_ps(w1[r], x1, a1[r][t]);
+            }
+        }
+    }
+    for (; i < n; i += 16) {
+        const int rem = n - i;
+        const __mmask16 k = (__mmask16)(rem >= 16 ? 0xFFFF : (1u << rem) - 1);
+#pragma GCC unroll 3
+        for (int t = 0; t < nt; t++) {
+            const uint16_t *xt = (const uint16_t *)((const uint8_t *)x + (size_t)t * x_stride);
+            const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, xt + i));
+#pragma GCC unroll 3
+            for (int r = 0; r < nr; r++)
+                a0[r][t] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, W + (size_t)r * n + i), xv, a0[r][t]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int t = 0; t < nt; t++) {
+        float *o = out + (size_t)t * out_stride;
+#pragma GCC unroll 3
+        for (int r = 0; r < nr; r++) {
+            float v = _mm512_reduce_add_ps(_mm512_add_ps(a0[r][t], a1[r][t]));
+            if (bias) v += bias[r];
+            o[r] = accumulate ? o[r] + v : v;
+        }
+    }
+}
+
+AI void f16_rows(int nr, int n, float *out, size_t out_stride, const float *W, const uint8_t *x, size_t x_stride,
+                 int n_tokens, const float *bias, bool accumulate) {
+    int t0 = 0;
+    for (; t0 + FT <= n_tokens; t0 += FT)
+        f16_tile(nr, FT, n, W, (const uint16_t *)(x + (size_t)t0 * x_stride), x_stride, out + (size_t)t0 * out_stride,
+                 out_stride, bias, accumulate);
+    if (n_tokens - t0 == 2)
+        f16_tile(nr, 2, n, W, (const uint16_t *)(x + (size_t)t0 * x_stride), x_stride, out + (size_t)t0 * out_stride,
+                 out_stride, bias, accumulate);
+    else if (n_tokens - t0 == 1)
+        f16_tile(nr, 1, n, W, (const uint16_t *)(x + (size_t)t0 * x_stride), x_stride, out + (size_t)t0 * out_stride,
+                 out_stride, bias, accumulate);
+}
+
+static void gemm_f16_avx512(int n, float *out, size_t out_stride, const void *vw, size_t w_stride, int n_rows,
+                            const void *vx, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    if (n_rows <= 0 || n_tokens <= 0) return;
+    float *W = n_tokens > 1 ? aligned_alloc(64, ((size_t)FR * n * sizeof(float) + 63) / 64 * 64) : NULL;
+    if (!W) { /* one token (or no memory): the vec_dot itself */
+        ac_gemm_by_dot(ac_type_traits(AC_TYPE_F16)->vec_dot, n, out, out_stride, vw, w_stride, n_rows, vx, x_stride,
+                       n_tokens, bias, accumulate);
+        return;
+    }
+    const uint8_t *w = vw;
+    for (int r0 = 0; r0 < n_rows; r0 += FR) {
+        const int nr = n_rows - r0 < FR ? n_rows - r0 : FR;
+        for (int r = 0; r < nr; r++) {
+            const uint16_t *wr = (const uint16_t *)(w + (size_t)(r0 + r) * w_stride);
+            int i = 0;
+            for (; i + 16 <= n; i += 16)
+                _mm512_storeu_ps(W + (size_t)r * n + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + i))));
+            if (i < n) {
+                const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+                _mm512_mask_storeu_ps(W + (size_t)r * n + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, wr + i)));
+            }
+        }
+        const float *br = bias ? bias + r0 : NULL;
+        if (nr == FR)
+            f16_rows(FR, n, out + r0, out_stride, W, vx, x_stride, n_tokens, br, accumulate);
+        else if (nr == 2)
+            f16_rows(2, n, out + r0, out_stride, W, vx, x_stride, n_tokens, br, accumulate);
+        else
+            f16_rows(1, n, out + r0, out_stride, W, vx, x_stride, n_tokens, br, accumulate);
+    }
+    free(W);
+}
+
 ac_gemm_fn ac_gemm_avx512(uint32_t type) {
     switch (type) {
     case AC_TYPE_Q4_0: return gemm_q4_0_avx512;
     case AC_TYPE_Q4_1: return gemm_q4_1_avx512;
     case AC_TYPE_Q8_0: return gemm_q8_0_avx512;
+    case AC_TYPE_F16: return gemm_f16_avx512;
     default: return NULL;
     }
 }
