@@ -14,7 +14,7 @@ CFLAGS  ?=
 CFLAGS  += -std=c11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wvla -pthread \
            -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc
 LDFLAGS += $(if $(filter 1,$(SAN)),$(SANFLAGS)) -pthread
-LDLIBS  := -lpcre2-8 -lcjson -lmicrohttpd -lcurl -lm
+LDLIBS  := -lpcre2-8 -lcjson -lmicrohttpd -lcurl -lsqlite3 -lm
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni

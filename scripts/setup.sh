@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS="build-essential libpcre2-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev python3 python3-pip"
+PKGS="build-essential libpcre2-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev sqlite3 libcmocka-dev python3 python3-pip"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

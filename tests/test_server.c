@@ -860,7 +860,9 @@ static void test_routed_backend(void **state) {
     struct ac_routed_params rp = {.dir = dir, .controller_path = ctrl_path, .n_ctx = 128};
     if (ac_backend_routed_new(&rb, &rp, err) != 0) fail_msg("routed backend: %s", err);
     struct ac_server *rs;
-    struct ac_server_config cfg = {.port = 0};
+    char tele[160];
+    snprintf(tele, sizeof tele, "%s/telemetry.sqlite", dir);
+    struct ac_server_config cfg = {.port = 0, .telemetry = tele};
     assert_int_equal(ac_server_start(&rs, &cfg, rb, err), 0);
     const int rport = ac_server_port(rs);
     struct http h = request_to(rport, "GET", "/v1/models", NULL, NULL, NULL, 0);
@@ -918,6 +920,16 @@ static void test_routed_backend(void **state) {
     http_free(&h);
     ac_server_stop(rs);
     ac_backend_free(rb);
+    /* one telemetry row per run, routed ones with a complexity and task ids */
+    snprintf(cmd, sizeof cmd,
+             "test \"$(sqlite3 %s \"SELECT count(*), count(complexity), sum(cache_hit), sum(head_ids != '[]') "
+             "FROM requests\")\" = '5|2|%d|2'",
+             tele, n_hit);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "sqlite3 -header %s 'SELECT * FROM requests' >&2", tele);
+        (void)system(cmd);
+        fail_msg("telemetry rows differ");
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
 }

@@ -27,6 +27,7 @@ static void help(void) {
            "      --variant NAME       where routed requests go without a controller\n"
            "                           (default: the manifest's first variant)\n"
            "      --mem-budget SIZE    variant cache budget, e.g. 512M (default: two variants)\n"
+           "      --telemetry FILE     log every request (decision, tokens, bytes, time) to SQLite\n"
            "      --host ADDR          address to bind (default 127.0.0.1; 0.0.0.0: all)\n"
            "      --port N             TCP port, 0 = any free one (default 8080)\n"
            "      --api-key KEY        require Authorization: Bearer KEY (default: the\n"
@@ -43,7 +44,7 @@ static void help(void) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_path = DEFAULT_MODEL, *host = "127.0.0.1", *api_key = getenv("AGENTCOMPRESS_API_KEY");
-    const char *dir = NULL, *controller = NULL, *fixed = NULL;
+    const char *dir = NULL, *controller = NULL, *fixed = NULL, *telemetry = NULL;
     long port = 8080, threads = 0, n_ctx = 0, max_body = 1 << 20, max_conn = 64, max_queue = 64;
     size_t budget = 0;
     bool quiet = false;
@@ -60,6 +61,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "-V")) { VALUE(); dir = v; }
         else if (!strcmp(a, "-c") || !strcmp(a, "--controller")) { VALUE(); controller = v; }
         else if (!strcmp(a, "--variant")) { VALUE(); fixed = v; }
+        else if (!strcmp(a, "--telemetry")) { VALUE(); telemetry = v; }
         else if (!strcmp(a, "--mem-budget")) { VALUE(); if (cli_size(CMD, a, v, &budget)) return 1; }
         else if (!strcmp(a, "--max-body")) { VALUE(); if (cli_int(CMD, a, v, 64, 1L << 30, &max_body)) return 1; }
         else if (!strcmp(a, "--max-connections")) { VALUE(); if (cli_int(CMD, a, v, 1, 10000, &max_conn)) return 1; }
@@ -99,6 +101,7 @@ int cmd_serve(int argc, char **argv) {
         .max_connections = (int)max_conn,
         .max_queue = (int)max_queue,
         .log = quiet ? NULL : stderr,
+        .telemetry = telemetry,
     };
     struct ac_server *srv;
     if (ac_server_start(&srv, &cfg, backend, err) != 0) {

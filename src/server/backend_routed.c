@@ -31,6 +31,8 @@ struct routed {
 struct ac_prepared {
     int32_t *ids;
     int n_ids;
+    int32_t task_ids[32]; /* what the router read */
+    int n_task_ids;
     int variant;
     float prune, sparsity, complexity;
     double route_us;
@@ -69,6 +71,8 @@ static int route(struct routed *r, const struct ac_gen_request *req, struct ac_p
     char err[AC_ERR_LEN];
     int n = ac_tokenize(r->tok, text, strlen(text), false, false, ids, AC_CTRL_MAX_K, err);
     if (n > AC_CTRL_MAX_K) n = AC_CTRL_MAX_K;
+    p->n_task_ids = n < 32 ? (n > 0 ? n : 0) : 32;
+    memcpy(p->task_ids, ids, sizeof(int32_t) * (size_t)p->n_task_ids);
     if (n <= 0) { /* nothing to read: the safe choice */
         p->variant = variant_index(r, "f16") >= 0 ? variant_index(r, "f16") : r->fixed;
         return 0;
@@ -148,6 +152,8 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
     res->complexity = p->complexity;
     res->cache_hit = hit ? 1 : 0;
     res->route_us = p->route_us;
+    res->n_task_ids = p->n_task_ids;
+    memcpy(res->task_ids, p->task_ids, sizeof(int32_t) * (size_t)p->n_task_ids);
     return 0;
 }
 

@@ -24,6 +24,7 @@
 #include <microhttpd.h>
 
 #include "server/server_internal.h"
+#include "server/telemetry.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_MAX_CONNECTIONS 64
@@ -51,6 +52,7 @@ struct ac_server {
     bool worker_started;
 
     struct ac_metrics metrics;
+    struct ac_telemetry *telemetry; /* NULL: none */
 };
 
 /* ------------------------------------------------------------------ jobs */
@@ -133,9 +135,33 @@ static bool emit_text(void *user, const char *text, size_t len) {
     return oom || cancelled || j->filter.stopped;
 }
 
+static void log_telemetry(struct ac_server *s, const struct job *j, const struct ac_run_result *res, int rc,
+                          double wall_s) {
+    if (!s->telemetry) return;
+    const struct ac_telemetry_row row = {
+        .endpoint = j->req.kind == AC_API_CHAT ? "chat" : "completions",
+        .model = j->req.model ? j->req.model : AC_ROUTER_NAME,
+        .variant = rc == 0 ? res->variant : NULL,
+        .complexity = rc == 0 ? res->complexity : -1.0,
+        .prompt_tokens = rc == 0 ? res->n_prompt : 0,
+        .completion_tokens = rc == 0 ? res->n_generated : 0,
+        .cost_bytes = rc == 0 ? res->cost_bytes : 0.0,
+        .wall_s = wall_s,
+        .route_us = rc == 0 ? res->route_us : 0.0,
+        .cache_hit = rc == 0 ? res->cache_hit : -1,
+        .finish = rc == 0 ? j->finish : "error",
+        .head_ids = res->task_ids,
+        .n_head = rc == 0 ? res->n_task_ids : 0,
+    };
+    char err[AC_ERR_LEN];
+    if (ac_telemetry_log(s->telemetry, &row, err) != 0 && s->cfg.log) fprintf(s->cfg.log, "agentcompress: %s\n", err);
+}
+
 static void run_job(struct ac_server *s, struct job *j) {
     char err[AC_ERR_LEN];
     struct ac_run_result res;
+    memset(&res, 0, sizeof res);
+    const double t0 = ac_time_s();
     int rc = s->backend->ops->run(s->backend, j->prep, &j->req, emit_text, j, &res, err);
     j->released.len = 0;
     if (rc == 0 && ac_text_filter_feed(&j->filter, NULL, 0, true, &j->released) != 0)
@@ -152,6 +178,7 @@ static void run_job(struct ac_server *s, struct job *j) {
     }
     pthread_mutex_unlock(&s->mu);
     if (rc == 0) ac_metrics_generation(&s->metrics, &res);
+    log_telemetry(s, j, &res, rc, ac_time_s() - t0);
 }
 
 /* Jobs the scheduler looks at: the oldest this many. */
@@ -591,6 +618,7 @@ static void server_free(struct ac_server *s) {
         pthread_join(s->worker, NULL);
     }
     ac_metrics_destroy(&s->metrics);
+    ac_telemetry_close(s->telemetry);
     pthread_cond_destroy(&s->idle_cv);
     pthread_cond_destroy(&s->work_cv);
     pthread_mutex_destroy(&s->mu);
@@ -623,6 +651,10 @@ int ac_server_start(struct ac_server **out, const struct ac_server_config *cfg, 
         return ac_errf(err, "out of memory");
     }
     s->cfg.api_key = NULL; /* s->api_key is the copy */
+    if (cfg->telemetry && ac_telemetry_open(&s->telemetry, cfg->telemetry, err) != 0) {
+        server_free(s);
+        return -1;
+    }
 
     /* the address to bind: a numeric address or a name ("localhost") */
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};

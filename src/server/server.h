@@ -81,6 +81,8 @@ struct ac_run_result {
     double complexity;   /* predicted task complexity; < 0 when nothing predicted it */
     int cache_hit;       /* 1: the variant was resident, 0: it was loaded (a swap), -1: no cache */
     double route_us;     /* time the routing decision took; 0 when none was made */
+    int32_t task_ids[32]; /* the first tokens of the task text the router read */
+    int n_task_ids;
 };
 
 /* Receives generated text as it is produced (any byte split: a UTF-8
@@ -186,6 +188,7 @@ struct ac_server_config {
     int max_connections;    /* 0: 64 */
     int max_queue;          /* requests waiting for the worker; 0: 64 */
     FILE *log;              /* one line per request, or NULL */
+    const char *telemetry;  /* SQLite file: one row per request (see telemetry.h), or NULL */
 };
 
 struct ac_server;
