@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "sample/sample.h"
 
@@ -41,6 +42,70 @@ static void test_pick(void **state) {
     assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 3);
     p.temp = 1e-4f; /* near-greedy: all mass on the best */
     assert_int_equal(ac_sample_pick(l, 4, &p, 0.999f, items), 3);
+}
+
+/* The straightforward definition: sort everything, softmax the top k at
+ * temp, cut at top-p, walk the coin. */
+static int cmp_desc(const void *a, const void *b) {
+    const struct ac_prob_item *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->id - y->id;
+}
+
+static int32_t pick_by_full_sort(const float *l, int n, const struct ac_sampler_params *p, float coin) {
+    struct ac_prob_item *it = malloc(sizeof *it * (size_t)n);
+    for (int i = 0; i < n; i++) it[i].p = l[i], it[i].id = i;
+    qsort(it, (size_t)n, sizeof *it, cmp_desc);
+    const int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    double sum = 0.0;
+    for (int i = 0; i < k; i++) sum += exp((double)(it[i].p - it[0].p) / p->temp);
+    int keep = k;
+    double cum = 0.0;
+    for (int i = 0; i < k && p->top_p < 1.0f; i++) {
+        cum += exp((double)(it[i].p - it[0].p) / p->temp) / sum;
+        if (cum >= p->top_p) {
+            keep = i + 1;
+            break;
+        }
+    }
+    double kept = 0.0, acc = 0.0;
+    for (int i = 0; i < keep; i++) kept += exp((double)(it[i].p - it[0].p) / p->temp);
+    int32_t id = it[keep - 1].id;
+    for (int i = 0; i < keep; i++) {
+        acc += exp((double)(it[i].p - it[0].p) / p->temp);
+        if ((double)coin * kept < acc) {
+            id = it[i].id;
+            break;
+        }
+    }
+    free(it);
+    return id;
+}
+
+/* Partial selection gives the same token as sorting everything. */
+static void test_pick_matches_full_sort(void **state) {
+    (void)state;
+    const int n = 5000;
+    float *l = malloc(sizeof(float) * n);
+    struct ac_prob_item *items = malloc(sizeof *items * n);
+    uint64_t rng = 99;
+    const float temps[] = {0.3f, 0.8f, 1.5f};
+    const int ks[] = {0, 1, 40, 4999};
+    const float tps[] = {0.5f, 0.95f, 1.0f};
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < n; i++) l[i] = 6.0f * ac_rng_uniform(&rng) - (float)(i % 7); /* with ties */
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 4; b++)
+                for (int c = 0; c < 3; c++) {
+                    const struct ac_sampler_params p = {.temp = temps[a], .top_k = ks[b], .top_p = tps[c]};
+                    for (int d = 0; d < 5; d++) {
+                        const float coin = ac_rng_uniform(&rng);
+                        assert_int_equal(ac_sample_pick(l, n, &p, coin, items), pick_by_full_sort(l, n, &p, coin));
+                    }
+                }
+    }
+    free(l);
+    free(items);
 }
 
 static void test_sampler_determinism(void **state) {
@@ -85,6 +150,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_pick),
+        cmocka_unit_test(test_pick_matches_full_sort),
         cmocka_unit_test(test_sampler_determinism),
         cmocka_unit_test(test_bad_params),
     };

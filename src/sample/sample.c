@@ -49,6 +49,32 @@ static int by_prob_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Moves the m highest items (ties by lower id) to items[0..m) in sorted
+ * order: quickselect, then a sort of the m only. O(n + m log m). */
+static void select_top(struct ac_prob_item *items, int n, int m) {
+    int lo = 0, hi = n - 1;
+    while (m < n && lo < hi) {
+        const struct ac_prob_item pivot = items[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (by_prob_desc(&items[i], &pivot) < 0) i++;
+            while (by_prob_desc(&items[j], &pivot) > 0) j--;
+            if (i <= j) {
+                const struct ac_prob_item t = items[i];
+                items[i++] = items[j];
+                items[j--] = t;
+            }
+        }
+        if (m - 1 <= j)
+            hi = j;
+        else if (m - 1 >= i)
+            lo = i;
+        else
+            break;
+    }
+    qsort(items, (size_t)m, sizeof *items, by_prob_desc);
+}
+
 int32_t ac_sample_pick(const float *logits, int n, const struct ac_sampler_params *p, float coin,
                        struct ac_prob_item *items) {
     if (p->temp <= 0.0f) return ac_argmax(logits, n);
@@ -56,28 +82,47 @@ int32_t ac_sample_pick(const float *logits, int n, const struct ac_sampler_param
         items[i].p = logits[i];
         items[i].id = i;
     }
-    /* sort by logit; the whole vocabulary only when no top-k bounds it */
-    int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    qsort(items, (size_t)n, sizeof *items, by_prob_desc);
-    const float maxl = items[0].p;
+    const int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    const float maxl = logits[ac_argmax(logits, n)];
+    /* the softmax normaliser over the k candidates (computed before any
+     * sorting: the sum does not depend on order) */
     double sum = 0.0;
-    for (int i = 0; i < k; i++) {
-        items[i].p = expf((items[i].p - maxl) / p->temp);
-        sum += items[i].p;
+    int sorted = k < n ? k : (p->top_p < 1.0f ? (n < 256 ? n : 256) : n);
+    if (k < n) {
+        select_top(items, n, k);
+        for (int i = 0; i < k; i++) sum += exp((double)(items[i].p - maxl) / p->temp);
+    } else {
+        for (int i = 0; i < n; i++) sum += exp((double)(items[i].p - maxl) / p->temp);
+        select_top(items, n, sorted);
     }
+    /* top-p: the smallest sorted prefix whose mass reaches top_p; widen the
+     * sorted prefix when it is not enough */
     int keep = k;
     if (p->top_p < 1.0f) {
-        double cum = 0.0;
-        for (int i = 0; i < k; i++) {
-            cum += items[i].p / sum;
-            if (cum >= p->top_p) {
-                keep = i + 1;
+        for (;;) {
+            double cum = 0.0;
+            keep = -1;
+            for (int i = 0; i < sorted; i++) {
+                cum += exp((double)(items[i].p - maxl) / p->temp) / sum;
+                if (cum >= p->top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            if (keep > 0) break;
+            if (sorted == k) {
+                keep = k;
                 break;
             }
+            sorted = sorted * 4 < k ? sorted * 4 : k;
+            select_top(items, n, sorted);
         }
     }
     double kept = 0.0;
-    for (int i = 0; i < keep; i++) kept += items[i].p;
+    for (int i = 0; i < keep; i++) {
+        items[i].p = (float)exp((double)(items[i].p - maxl) / p->temp);
+        kept += items[i].p;
+    }
     const double target = (double)coin * kept;
     double acc = 0.0;
     for (int i = 0; i < keep; i++) {
