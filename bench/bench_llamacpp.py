@@ -5,7 +5,7 @@ For every GGUF (the shipped base model, then bench/out/models/<stem>.{Q8_0,Q4_0,
 and every thread count, side by side, interleaved file by file:
   * llama.cpp: llama-bench -p 128 -n 0 (prefill tok/s) and -p 0 -n 64 (decode tok/s), -r REPS,
     best repetition;
-  * ours: build/agentcompress generate -m FILE -p <128-token prompt> -n 64 -t T --ignore-eos,
+  * ours: build/agentcompress generate -m FILE -p <128-token prompt> -n 64 -t T --ignore-eos --temp 0 (greedy: llama-bench samples nothing either),
     REPS runs, best prefill and best decode tok/s parsed from its stderr lines
       prefill: <N> tokens in <S> s (<R> tok/s)
       decode: <N> tokens in <S> s (<R> tok/s)
@@ -169,7 +169,7 @@ def ours(exe, path, threads, reps, prompt):
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         return {"error": f"{rel(exe)} not built (run make)"}
     runs, err = [], None
-    args = [exe, "generate", "-m", path, "-p", prompt, "-n", "64", "-t", str(threads), "--ignore-eos"]
+    args = [exe, "generate", "-m", path, "-p", prompt, "-n", "64", "-t", str(threads), "--ignore-eos", "--temp", "0"]
     for _ in range(reps):
         wait_quiet(f"ours {os.path.basename(path)} t={threads}")
         try:
