@@ -5,7 +5,9 @@
 # for SECONDS (bench_server.py), prints throughput, p50/p99 latency, failures
 # and the server's /metrics, then stops it with SIGTERM and reports its exit
 # status and peak resident memory. MODEL and THREADS may be set in the
-# environment. Keep runs short on a shared machine.
+# environment, or SERVE_ARGS to serve something else (e.g. "-V variants -c
+# controller.gguf --mem-budget 200M" for the routed variants). Keep runs
+# short on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${1:-10}
@@ -17,7 +19,8 @@ CLI=${CLI:-build/agentcompress}
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-"$CLI" serve -m "$MODEL" --port 0 -q ${THREADS:+-t "$THREADS"} --max-queue 256 2>"$log" &
+# shellcheck disable=SC2086  # SERVE_ARGS is a list of words
+"$CLI" serve ${SERVE_ARGS:--m "$MODEL"} --port 0 -q ${THREADS:+-t "$THREADS"} --max-queue 256 2>"$log" &
 pid=$!
 for _ in $(seq 100); do
     grep -q "serving" "$log" && break
