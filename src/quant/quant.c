@@ -862,59 +862,70 @@ static void vec_dot_q3_K_q8_K_ref(int n, float *restrict s, const void *restrict
  * Q4_K
  * ====================================================================== */
 
-static void quantize_row_q4_K_ref(const float *restrict x, void *restrict vy, int64_t n) {
-    block_q4_K *restrict y = vy;
-    const int64_t nb = n / QK_K;
-    uint8_t L[QK_K];
+/* What Q4_K and Q5_K share, as ggml's reference quantizers do it: each
+ * group of 32 gets a scale and a min from make_qkx2_quants (codes 0..nmax,
+ * with ggml's rmin and step count for the type), the 8 scales and 8 mins
+ * are quantized to 6 bits against the super-block's d and dmin and packed
+ * into scales[], and every element gets its final code in L. */
+static void quantize_superblock_k(const float *restrict x, int nmax, float rmin, int nstep,
+                                  uint8_t packed[K_SCALE_SIZE], ac_half *d_out, ac_half *dmin_out, uint8_t L[QK_K]) {
     uint8_t Laux[32];
     float weights[32];
     float mins[QK_K / 32];
     float scales[QK_K / 32];
+    float max_scale = 0;
+    float max_min = 0;
+    for (int j = 0; j < QK_K / 32; ++j) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        const float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep,
+                                     false);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    for (int j = 0; j < QK_K / 32; ++j) {
+        uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
+        ls = MIN(63, ls);
+        lm = MIN(63, lm);
+        if (j < 4) {
+            packed[j] = ls;
+            packed[j + 4] = lm;
+        } else {
+            packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            packed[j - 0] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    *d_out = FP32_TO_FP16(max_scale / 63.f);
+    *dmin_out = FP32_TO_FP16(max_min / 63.f);
+    for (int j = 0; j < QK_K / 32; ++j) {
+        uint8_t sc, m;
+        q4_K_scale_min(j, packed, &sc, &m);
+        const float d = FP16_TO_FP32(*d_out) * sc;
+        if (!d) continue;
+        const float dm = FP16_TO_FP32(*dmin_out) * m;
+        for (int ii = 0; ii < 32; ++ii) {
+            int l = nearest_int((x[32 * j + ii] + dm) / d);
+            l = MAX(0, MIN(nmax, l));
+            L[32 * j + ii] = (uint8_t)l;
+        }
+    }
+}
 
+static void quantize_row_q4_K_ref(const float *restrict x, void *restrict vy, int64_t n) {
+    block_q4_K *restrict y = vy;
+    const int64_t nb = n / QK_K;
+    uint8_t L[QK_K];
     for (int64_t i = 0; i < nb; i++) {
-        float max_scale = 0;
-        float max_min = 0;
-        for (int j = 0; j < QK_K / 32; ++j) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            const float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] =
-                make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-        const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-        for (int j = 0; j < QK_K / 32; ++j) {
-            uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
-            uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
-            ls = MIN(63, ls);
-            lm = MIN(63, lm);
-            if (j < 4) {
-                y[i].scales[j] = ls;
-                y[i].scales[j + 4] = lm;
-            } else {
-                y[i].scales[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-                y[i].scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
-                y[i].scales[j - 0] |= (uint8_t)((lm >> 4) << 6);
-            }
-        }
-        y[i].d = FP32_TO_FP16(max_scale / 63.f);
-        y[i].dmin = FP32_TO_FP16(max_min / 63.f);
-
-        for (int j = 0; j < QK_K / 32; ++j) {
-            uint8_t sc, m;
-            q4_K_scale_min(j, y[i].scales, &sc, &m);
-            const float d = FP16_TO_FP32(y[i].d) * sc;
-            if (!d) continue;
-            const float dm = FP16_TO_FP32(y[i].dmin) * m;
-            for (int ii = 0; ii < 32; ++ii) {
-                int l = nearest_int((x[32 * j + ii] + dm) / d);
-                l = MAX(0, MIN(15, l));
-                L[32 * j + ii] = (uint8_t)l;
-            }
-        }
+        ac_half d, dmin; /* the block is packed: no pointers to its members */
+        quantize_superblock_k(x, 15, -1.f, 20, y[i].scales, &d, &dmin, L);
+        y[i].d = d;
+        y[i].dmin = dmin;
         uint8_t *q = y[i].qs;
         for (int j = 0; j < QK_K; j += 64) {
             for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
@@ -976,55 +987,11 @@ static void quantize_row_q5_K_ref(const float *restrict x, void *restrict vy, in
     block_q5_K *restrict y = vy;
     const int64_t nb = n / QK_K;
     uint8_t L[QK_K];
-    uint8_t Laux[32];
-    float weights[32];
-    float mins[QK_K / 32];
-    float scales[QK_K / 32];
-
     for (int64_t i = 0; i < nb; i++) {
-        float max_scale = 0;
-        float max_min = 0;
-        for (int j = 0; j < QK_K / 32; ++j) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            const float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] =
-                make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-        const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-        for (int j = 0; j < QK_K / 32; ++j) {
-            uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]);
-            uint8_t lm = (uint8_t)nearest_int(inv_min * mins[j]);
-            ls = MIN(63, ls);
-            lm = MIN(63, lm);
-            if (j < 4) {
-                y[i].scales[j] = ls;
-                y[i].scales[j + 4] = lm;
-            } else {
-                y[i].scales[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-                y[i].scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
-                y[i].scales[j - 0] |= (uint8_t)((lm >> 4) << 6);
-            }
-        }
-        y[i].d = FP32_TO_FP16(max_scale / 63.f);
-        y[i].dmin = FP32_TO_FP16(max_min / 63.f);
-
-        for (int j = 0; j < QK_K / 32; ++j) {
-            uint8_t sc, m;
-            q4_K_scale_min(j, y[i].scales, &sc, &m);
-            const float d = FP16_TO_FP32(y[i].d) * sc;
-            if (!d) continue;
-            const float dm = FP16_TO_FP32(y[i].dmin) * m;
-            for (int ii = 0; ii < 32; ++ii) {
-                int l = nearest_int((x[32 * j + ii] + dm) / d);
-                l = MAX(0, MIN(31, l));
-                L[32 * j + ii] = (uint8_t)l;
-            }
-        }
+        ac_half d, dmin; /* the block is packed: no pointers to its members */
+        quantize_superblock_k(x, 31, -0.5f, 15, y[i].scales, &d, &dmin, L);
+        y[i].d = d;
+        y[i].dmin = dmin;
         memset(y[i].qh, 0, sizeof y[i].qh);
         uint8_t *q = y[i].qs;
         for (int j = 0; j < QK_K; j += 64) {
