@@ -16,6 +16,87 @@
 
 /* ------------------------------------------------------------- helpers */
 
+/* ---------------------------------------------------------- merge engine */
+
+struct tok_bigram {
+    int32_t left, right;
+    float order;
+    uint32_t size; /* bytes of the merged pair, to spot outdated entries */
+};
+
+static bool bigram_before(const struct tok_bigram *a, const struct tok_bigram *b) {
+    return a->order < b->order || (a->order == b->order && a->left < b->left);
+}
+
+struct merge_heap {
+    struct tok_bigram *v;
+    size_t n;
+};
+
+static void heap_push(struct merge_heap *h, struct tok_bigram b) {
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!bigram_before(&b, &h->v[p])) break;
+        h->v[i] = h->v[p];
+        i = p;
+    }
+    h->v[i] = b;
+}
+
+static struct tok_bigram heap_pop(struct merge_heap *h) {
+    struct tok_bigram top = h->v[0], last = h->v[--h->n];
+    size_t i = 0, n = h->n;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        const struct tok_bigram *best = &last;
+        if (l < n && bigram_before(&h->v[l], best)) m = l, best = &h->v[l];
+        if (l + 1 < n && bigram_before(&h->v[l + 1], best)) m = l + 1;
+        if (m == i) break;
+        h->v[i] = h->v[m];
+        i = m;
+    }
+    if (n > 0) h->v[i] = last;
+    return top;
+}
+
+static void add_candidate(const struct ac_tokenizer *t, const char *text, const struct tok_sym *sym,
+                          struct merge_heap *h, tok_merge_order_fn order, int32_t left, int32_t right) {
+    float o;
+    if (left < 0 || right < 0 || !order(t, text, &sym[left], &sym[right], &o)) return;
+    heap_push(h, (struct tok_bigram){left, right, o, sym[left].n + sym[right].n});
+}
+
+int32_t tok_merge(const struct ac_tokenizer *t, const char *text, size_t n, tok_merge_order_fn order,
+                  struct tok_scratch *sc) {
+    /* n symbols at most; each merge adds at most two candidates to n - 1 */
+    if (tok_grow(&sc->sym, &sc->sym_cap, n, sizeof(struct tok_sym)) != 0 ||
+        tok_grow(&sc->heap, &sc->heap_cap, 3 * n + 1, sizeof(struct tok_bigram)) != 0)
+        return -1;
+    struct tok_sym *sym = sc->sym;
+    struct merge_heap h = {sc->heap, 0};
+    int32_t n_sym = 0;
+    for (size_t off = 0; off < n; n_sym++) {
+        size_t len = tok_utf8_len((uint8_t)text[off]);
+        if (len > n - off) len = n - off;
+        sym[n_sym] = (struct tok_sym){n_sym - 1, off + len == n ? -1 : n_sym + 1, (uint32_t)off, (uint32_t)len};
+        off += len;
+    }
+    for (int32_t i = 1; i < n_sym; i++) add_candidate(t, text, sym, &h, order, i - 1, i);
+    while (h.n > 0) {
+        const struct tok_bigram b = heap_pop(&h);
+        struct tok_sym *l = &sym[b.left], *r = &sym[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* outdated */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) sym[r->next].prev = b.left;
+        add_candidate(t, text, sym, &h, order, l->prev, b.left);
+        add_candidate(t, text, sym, &h, order, b.left, l->next);
+    }
+    return n_sym;
+}
+
 int tok_grow(void **p, size_t *cap, size_t n, size_t elt) {
     if (n <= *cap) return 0;
     size_t nc = *cap ? *cap : 64;

@@ -300,63 +300,12 @@ void tok_bpe_free(struct ac_tokenizer *t) {
 
 /* -------------------------------------------------------------- merging */
 
-struct bpe_sym {
-    int32_t prev, next;
-    uint32_t start, n; /* bytes of the word */
-};
-
-struct bpe_bigram {
-    int32_t left, right;
-    int32_t rank;
-    uint32_t size;
-};
-
-/* Min-heap order: lowest rank first, then leftmost (llama.cpp's comparator). */
-static bool bigram_before(const struct bpe_bigram *a, const struct bpe_bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-struct bpe_ctx {
-    const struct ac_tokenizer *t;
-    const char *word;
-    struct bpe_sym *sym;
-    struct bpe_bigram *heap;
-    size_t n_heap;
-};
-
-static void heap_push(struct bpe_ctx *c, struct bpe_bigram b) {
-    size_t i = c->n_heap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!bigram_before(&b, &c->heap[p])) break;
-        c->heap[i] = c->heap[p];
-        i = p;
-    }
-    c->heap[i] = b;
-}
-
-static struct bpe_bigram heap_pop(struct bpe_ctx *c) {
-    struct bpe_bigram top = c->heap[0], last = c->heap[--c->n_heap];
-    size_t i = 0, n = c->n_heap;
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        const struct bpe_bigram *best = &last;
-        if (l < n && bigram_before(&c->heap[l], best)) m = l, best = &c->heap[l];
-        if (l + 1 < n && bigram_before(&c->heap[l + 1], best)) m = l + 1;
-        if (m == i) break;
-        c->heap[i] = c->heap[m];
-        i = m;
-    }
-    if (n > 0) c->heap[i] = last;
-    return top;
-}
-
-static void add_bigram(struct bpe_ctx *c, int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
-    const struct bpe_sym *l = &c->sym[left], *r = &c->sym[right];
-    int rank = tok_bpe_merge_rank(c->t, c->word + l->start, l->n, c->word + r->start, r->n);
-    if (rank < 0) return;
-    heap_push(c, (struct bpe_bigram){left, right, rank, l->n + r->n});
+/* Byte-level BPE: the merge's rank (a rank fits a float exactly). */
+static bool bpe_order(const struct ac_tokenizer *t, const char *word, const struct tok_sym *l, const struct tok_sym *r,
+                      float *order) {
+    const int rank = tok_bpe_merge_rank(t, word + l->start, l->n, word + r->start, r->n);
+    *order = (float)rank;
+    return rank >= 0;
 }
 
 /* Merges one byte-encoded word and emits its ids. */
@@ -366,32 +315,11 @@ static int bpe_word(const struct ac_tokenizer *t, const char *w, size_t n, struc
         int32_t id = tok_vocab_find(t, w, n);
         if (id >= 0) return tok_out_push(out, id, err);
     }
-    /* n symbols at most; each merge adds at most two candidates to n - 1 */
-    if (tok_grow(&sc->sym, &sc->sym_cap, n, sizeof(struct bpe_sym)) != 0 ||
-        tok_grow(&sc->heap, &sc->heap_cap, 3 * n + 1, sizeof(struct bpe_bigram)) != 0)
-        return ac_errf(err, "out of memory");
-    struct bpe_ctx c = {t, w, sc->sym, sc->heap, 0};
-    int32_t n_sym = 0;
-    for (size_t off = 0; off < n; n_sym++) {
-        size_t len = tok_utf8_len((uint8_t)w[off]);
-        if (len > n - off) len = n - off;
-        c.sym[n_sym] = (struct bpe_sym){n_sym - 1, off + len == n ? -1 : n_sym + 1, (uint32_t)off, (uint32_t)len};
-        off += len;
-    }
-    for (int32_t i = 1; i < n_sym; i++) add_bigram(&c, i - 1, i);
-    while (c.n_heap > 0) {
-        struct bpe_bigram b = heap_pop(&c);
-        struct bpe_sym *l = &c.sym[b.left], *r = &c.sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* outdated */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) c.sym[r->next].prev = b.left;
-        add_bigram(&c, l->prev, b.left);
-        add_bigram(&c, b.left, l->next);
-    }
+    const int32_t n_sym = tok_merge(t, w, n, bpe_order, sc);
+    if (n_sym < 0) return ac_errf(err, "out of memory");
+    const struct tok_sym *sym = sc->sym;
     for (int32_t i = 0; i < n_sym; i++) {
-        const struct bpe_sym *s = &c.sym[i];
+        const struct tok_sym *s = &sym[i];
         if (s->n == 0) continue;
         int32_t id = tok_vocab_find(t, w + s->start, s->n);
         if (id >= 0) {

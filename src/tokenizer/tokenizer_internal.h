@@ -122,6 +122,28 @@ void tok_scratch_free(struct tok_scratch *s);
  * or allocation failure. */
 int tok_grow(void **p, size_t *cap, size_t n, size_t elt);
 
+/* ---- the merge engine both BPE flavours share (tokenizer.c) ---- */
+
+/* A symbol of the text being merged: a byte range, linked to its live
+ * neighbours; n == 0 once merged into its left neighbour. */
+struct tok_sym {
+    int32_t prev, next;
+    uint32_t start, n;
+};
+
+/* The priority of merging l and r (lower merges first; ties go to the
+ * leftmost, as llama.cpp's comparators do): byte-level BPE uses the merge
+ * rank, SentencePiece minus the merged piece's score. Returns false when
+ * the pair cannot merge. */
+typedef bool (*tok_merge_order_fn)(const struct ac_tokenizer *t, const char *text, const struct tok_sym *l,
+                                   const struct tok_sym *r, float *order);
+
+/* Splits text[0..n) (n > 0) into UTF-8 characters and merges the best pair
+ * until none can merge. Returns the symbol count (sc->sym holds them; the
+ * live ones chain from index 0) or -1 (out of memory). */
+int32_t tok_merge(const struct ac_tokenizer *t, const char *text, size_t n, tok_merge_order_fn order,
+                  struct tok_scratch *sc);
+
 /* tokenizer_bpe.c */
 /* Sets up the pre-tokenizer named pre[0..pre_len) (NULL: "default"), its
  * llama.cpp defaults (ignore_merges, add_bos) and the merge rules. */
