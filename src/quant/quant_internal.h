@@ -24,15 +24,6 @@
 
 typedef uint16_t ac_half; /* IEEE binary16 bits */
 
-/* ggml type ids of formats this module reads that quant.h's enum does not
- * name (yet); ac_type_traits() takes them like any other id. */
-enum {
-    AC_TYPE_Q5_0 = 6,
-    AC_TYPE_Q5_1 = 7,
-    AC_TYPE_Q3_K = 11,
-    AC_TYPE_Q5_K = 13,
-};
-
 /* Rows live at any byte address (a GGUF tensor offset, a caller's buffer):
  * packing gives every block alignment 1 so member access never assumes
  * more. The layouts have no padding either way. */
