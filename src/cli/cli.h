@@ -40,5 +40,14 @@ int cmd_kld(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* profile's progress display (a bar on a terminal, a line every 10 s
+ * otherwise), shared by profile and eval. */
+struct ac_profile_progress;
+void *cli_profile_progress_new(void);
+void cli_profile_progress(const struct ac_profile_progress *p, void *user);
+void cli_profile_progress_end(void *user);
 
 #endif

@@ -115,6 +115,8 @@ static const struct {
     {"train", cmd_train, "train the complexity controller on a profile"},
     {"route", cmd_route, "print the controller's decision for a prompt"},
     {"run", cmd_run, "route a prompt and generate on the chosen configuration"},
+    {"profile", cmd_profile, "run every workflow stage on every configuration into an SQLite profile"},
+    {"eval", cmd_eval, "compare routing systems, baselines and the oracle on workflows"},
     {"kld", cmd_kld, "score every configuration against the f16 variant (PPL, KLD, same top-1)"},
 };
 
