@@ -189,6 +189,19 @@ static void test_calibrate_kld(void **state) {
     assert_true(b2 < b0);
     cJSON_Delete(j);
     free_result(&r);
+    /* bench: plain, pruned and sparse configurations of the calibrated variant */
+    r = run("bench -V $T/ac_vdir -t 1 --json");
+    if (r.status != 0) fail_msg("bench: %s", r.err);
+    j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    const cJSON *rows = cJSON_GetObjectItem(j, "configs");
+    assert_int_equal(cJSON_GetArraySize(rows), 3);
+    assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "ratio_to_f16")->valuedouble == 1.0);
+    assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 1), "mb_per_token")->valuedouble <
+                cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "mb_per_token")->valuedouble);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "swap_ms")), 1);
+    cJSON_Delete(j);
+    free_result(&r);
     expect_fail("kld -V /nonexistent --text README.md", "manifest.json");
     expect_fail("calibrate -V $T/ac_vdir", "give -V");
     assert_int_equal(sh("rm -rf $T/ac_vdir $T/ac_text.txt"), 0);

@@ -117,6 +117,7 @@ static const struct {
     {"run", cmd_run, "route a prompt and generate on the chosen configuration"},
     {"profile", cmd_profile, "run every workflow stage on every configuration into an SQLite profile"},
     {"eval", cmd_eval, "compare routing systems, baselines and the oracle on workflows"},
+    {"bench", cmd_bench, "decode speed of every configuration, swap time, controller latency"},
     {"kld", cmd_kld, "score every configuration against the f16 variant (PPL, KLD, same top-1)"},
 };
 

@@ -1,0 +1,196 @@
+/* bench.c - `agentcompress bench -V DIR`: decode speed of every variant
+ * and (prune, sparsity) configuration side by side, as a ratio to f16; the
+ * time to make a variant resident (swap); the controller's decision time. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/common.h"
+#include "compress/calibration.h"
+#include "compress/compress.h"
+#include "controller/controller.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "sample/sample.h"
+
+#define C "bench"
+#define N_PROMPT 32
+#define N_DECODE 64
+
+struct row {
+    const char *variant;
+    float prune, sparsity;
+    double tok_s, mb_per_token;
+};
+
+/* Greedy decode of N_DECODE tokens after a fixed prompt: tok/s, MB/token. */
+static int decode_speed(struct ac_model *m, struct ac_context *ctx, double *tok_s, double *mb, char *err) {
+    int32_t ids[N_PROMPT];
+    for (int i = 0; i < N_PROMPT; i++) ids[i] = (100 + i * 37) % m->cfg.n_vocab;
+    float *logits = malloc(sizeof(float) * (size_t)m->cfg.n_vocab);
+    if (!logits) return ac_errf(err, "out of memory");
+    int rc = -1;
+    ac_context_reset(ctx);
+    if (ac_decode(ctx, ids, N_PROMPT, AC_LOGITS_LAST, logits, err) != 0) goto done;
+    const double bytes0 = ac_context_weight_bytes(ctx);
+    const double t0 = ac_time_s();
+    for (int i = 0; i < N_DECODE; i++) {
+        int32_t id = ac_argmax(logits, m->cfg.n_vocab);
+        if (ac_decode(ctx, &id, 1, AC_LOGITS_LAST, logits, err) != 0) goto done;
+    }
+    *tok_s = N_DECODE / (ac_time_s() - t0);
+    *mb = (ac_context_weight_bytes(ctx) - bytes0) / N_DECODE / 1e6;
+    rc = 0;
+done:
+    free(logits);
+    return rc;
+}
+
+/* Maps the file and reads each page once (what the variant cache does),
+ * after dropping it from memory where the OS lets us: the swap time. */
+static double swap_ms(const char *path, char *err) {
+    const double t0 = ac_time_s();
+    struct ac_model *m = NULL;
+    if (ac_model_load(&m, path, err) != 0) return -1;
+    const volatile uint8_t *p = m->file->base;
+    uint8_t sink = 0;
+    for (size_t off = 0; off < m->file->size; off += 4096) sink ^= p[off];
+    (void)sink;
+    const double ms = (ac_time_s() - t0) * 1e3;
+    ac_model_free(m);
+    return ms;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *dir = NULL, *ctrl_path = NULL;
+    long threads = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: agentcompress bench -V VARIANTS_DIR [-c CONTROLLER.gguf] [-t N] [--json]\n\n"
+                   "Measures, side by side in one run, greedy decode tok/s (%d tokens after a %d-token\n"
+                   "prompt) of every variant, plain and, where calibrated, with pruning 0.2 and sparsity\n"
+                   "0.5, as a ratio to f16; the time to make each variant resident; and, with -c, the\n"
+                   "controller's decision time for a 32-token prompt (p50 of 200, one thread).\n",
+                   N_DECODE, N_PROMPT);
+            return 0;
+        }
+        if (!strcmp(a, "-V")) {
+            if (!(v = cli_value(C, argc, argv, &i))) return 1;
+            dir = v;
+        } else if (!strcmp(a, "-c")) {
+            if (!(v = cli_value(C, argc, argv, &i))) return 1;
+            ctrl_path = v;
+        } else if (!strcmp(a, "-t")) {
+            if (!(v = cli_value(C, argc, argv, &i)) || cli_int(C, a, v, 1, 1024, &threads)) return 1;
+        } else if (!strcmp(a, "--json"))
+            json = true;
+        else
+            return cli_fail(C, "unknown option '%s' (see --help)", a);
+    }
+    if (!dir) return cli_fail(C, "give -V VARIANTS_DIR");
+    char err[AC_ERR_LEN], path[8192];
+    struct ac_manifest *man;
+    if (ac_manifest_load(&man, dir, err) != 0) return cli_fail(C, "%s", err);
+    struct row rows[64];
+    double swaps[16];
+    int n_rows = 0, n_swaps = 0, rc = 1;
+    double f16_tok_s = 0.0, decide_us = -1.0;
+    for (int vi = 0; vi < man->n_variants && vi < 16; vi++) {
+        const struct ac_manifest_variant *v = &man->variants[vi];
+        if (!v->file) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, v->file);
+        swaps[n_swaps] = swap_ms(path, err);
+        if (swaps[n_swaps] < 0) {
+            cli_fail(C, "%s", err);
+            goto done;
+        }
+        n_swaps++;
+        struct ac_model *m = NULL;
+        struct ac_context *ctx = NULL;
+        struct ac_context_params cp = {.n_ctx = N_PROMPT + N_DECODE + 1, .n_threads = (int)threads};
+        if (ac_model_load(&m, path, err) != 0 || ac_context_new(&ctx, m, &cp, err) != 0) {
+            ac_model_free(m);
+            cli_fail(C, "%s", err);
+            goto done;
+        }
+        const float configs[3][2] = {{0, 0}, {0.2f, 0}, {0, 0.5f}};
+        for (int k = 0; k < 3 && n_rows < 64; k++) {
+            if (k > 0 &&
+                ac_variant_apply_config(m, ctx, dir, man, v->file, configs[k][0], configs[k][1], err) != 0) {
+                if (!json) fprintf(stderr, "bench: %s: %s: skipped\n", v->name, err);
+                break;
+            }
+            struct row *r = &rows[n_rows];
+            *r = (struct row){.variant = v->name, .prune = configs[k][0], .sparsity = configs[k][1]};
+            if (decode_speed(m, ctx, &r->tok_s, &r->mb_per_token, err) != 0) {
+                ac_context_free(ctx);
+                ac_model_free(m);
+                cli_fail(C, "%s", err);
+                goto done;
+            }
+            if (!strcmp(v->name, "f16") && k == 0) f16_tok_s = r->tok_s;
+            if (!json)
+                fprintf(stderr, "bench: %s prune %.1f sparsity %.1f: %.1f tok/s\n", v->name, (double)r->prune,
+                        (double)r->sparsity, r->tok_s);
+            n_rows++;
+        }
+        ac_context_free(ctx);
+        ac_model_free(m);
+    }
+    if (ctrl_path) {
+        struct ac_controller *ctrl = NULL;
+        struct ac_model *emb = NULL;
+        const struct ac_manifest_variant *f16 = ac_manifest_find(man, "f16");
+        snprintf(path, sizeof path, "%s/%s", dir, f16 && f16->file ? f16->file : man->variants[0].file);
+        if (ac_controller_load(&ctrl, ctrl_path, err) != 0 || ac_model_load(&emb, path, err) != 0) {
+            ac_controller_free(ctrl);
+            cli_fail(C, "%s", err);
+            goto done;
+        }
+        double t[200];
+        int32_t ids[32];
+        for (int i = 0; i < 200; i++) {
+            for (int j = 0; j < 32; j++) ids[j] = (int32_t)((i * 131 + j * 17) % emb->cfg.n_vocab);
+            struct ac_decision d;
+            if (ac_controller_decide(ctrl, ids, 32, emb, &d, err) != 0) break;
+            t[i] = d.seconds * 1e6;
+        }
+        qsort(t, 200, sizeof t[0], cmp_double);
+        decide_us = t[100];
+        ac_controller_free(ctrl);
+        ac_model_free(emb);
+    }
+    if (json) {
+        printf("{\"configs\": [");
+        for (int i = 0; i < n_rows; i++)
+            printf("%s{\"variant\": \"%s\", \"prune\": %g, \"sparsity\": %g, \"decode_tok_s\": %.2f, "
+                   "\"ratio_to_f16\": %.4f, \"mb_per_token\": %.3f}",
+                   i ? ", " : "", rows[i].variant, (double)rows[i].prune, (double)rows[i].sparsity, rows[i].tok_s,
+                   f16_tok_s > 0 ? rows[i].tok_s / f16_tok_s : 0.0, rows[i].mb_per_token);
+        printf("], \"swap_ms\": [");
+        for (int i = 0; i < n_swaps; i++) printf("%s%.2f", i ? ", " : "", swaps[i]);
+        printf("], \"controller_us_p50\": ");
+        if (decide_us >= 0) printf("%.1f}\n", decide_us); else printf("null}\n");
+    } else {
+        printf("%-8s %6s %8s %10s %9s %9s\n", "variant", "prune", "sparsity", "decode/s", "vs f16", "MB/token");
+        for (int i = 0; i < n_rows; i++)
+            printf("%-8s %6.1f %8.2f %10.1f %8.2fx %9.1f\n", rows[i].variant, (double)rows[i].prune,
+                   (double)rows[i].sparsity, rows[i].tok_s, f16_tok_s > 0 ? rows[i].tok_s / f16_tok_s : 0.0,
+                   rows[i].mb_per_token);
+        for (int i = 0, k = 0; i < man->n_variants && k < n_swaps; i++)
+            if (man->variants[i].file) printf("swap %-8s %.1f ms\n", man->variants[i].name, swaps[k++]);
+        if (decide_us >= 0) printf("controller decision p50 %.0f us\n", decide_us);
+    }
+    rc = 0;
+done:
+    ac_manifest_free(man);
+    return rc;
+}
