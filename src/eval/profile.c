@@ -107,7 +107,7 @@ static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS stages (\n"
     "  id INTEGER PRIMARY KEY, workflow TEXT NOT NULL, stage INTEGER NOT NULL, domain TEXT NOT NULL,\n"
     "  kind TEXT NOT NULL, check_type TEXT NOT NULL, max_tokens INTEGER NOT NULL, line INTEGER NOT NULL,\n"
-    "  prompt TEXT, n_prompt INTEGER, task_ids TEXT,\n"
+    "  prompt TEXT, n_prompt INTEGER, task_ids TEXT, n_task INTEGER,\n"
     "  f16_output TEXT, f16_ids BLOB, f16_success INTEGER, f16_weight_bytes REAL, f16_wall_s REAL,\n"
     "  UNIQUE (workflow, stage));\n"
     "CREATE TABLE IF NOT EXISTS configs (\n"
@@ -428,7 +428,7 @@ static int prepare_stage(struct runner *r, size_t i, char *err) {
         w += (size_t)snprintf(ids_json + w, sizeof ids_json - w, "%s%d", k ? ", " : "", uids[k]);
     snprintf(ids_json + w, sizeof ids_json - w, "]");
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, "UPDATE stages SET prompt = ?, n_prompt = ?, task_ids = ? WHERE id = ?", -1, &st,
+    if (sqlite3_prepare_v2(r->db, "UPDATE stages SET prompt = ?, n_prompt = ?, task_ids = ?, n_task = ? WHERE id = ?", -1, &st,
                            NULL) != SQLITE_OK) {
         sql_err(r->db, err, "stages");
         goto out;
@@ -436,7 +436,8 @@ static int prepare_stage(struct runner *r, size_t i, char *err) {
     sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, r->n_prompt[i]);
     sqlite3_bind_text(st, 3, ids_json, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, (int)i + 1);
+    sqlite3_bind_int(st, 4, n_u);
+    sqlite3_bind_int(st, 5, (int)i + 1);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_err(r->db, err, "stages");
     sqlite3_finalize(st);
 out:
@@ -485,6 +486,9 @@ static int setup_db(struct runner *r, const char **names, int n_cfg, char *err) 
         return sql_err(r->db, err, p->db_path);
     sqlite3_busy_timeout(r->db, 5000);
     if (exec(r->db, SCHEMA, err) != 0) return ac_err_prefix(err, "%s", p->db_path);
+    if (sqlite3_exec(r->db, "SELECT n_task FROM stages LIMIT 0", NULL, NULL, NULL) != SQLITE_OK &&
+        exec(r->db, "ALTER TABLE stages ADD COLUMN n_task INTEGER", err) != 0) /* profiles made before n_task */
+        return ac_err_prefix(err, "%s", p->db_path);
     char hash[17], path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", p->variants_dir);
     if (ac_file_fnv1a64(path, hash, err) != 0 || meta_pin(r->db, p->db_path, "manifest_fnv1a64", hash, "manifest", err))

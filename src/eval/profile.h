@@ -25,6 +25,7 @@
  *   stages(id, workflow, stage, domain, kind, check_type, max_tokens, line,
  *          prompt (filled user text), n_prompt (templated tokens),
  *          task_ids (JSON: the first 32 ids of the user text, for the controller),
+ *          n_task (tokens of the user text),
  *          f16_output, f16_ids (BLOB int32), f16_success, f16_weight_bytes, f16_wall_s)
  *   configs(id, name UNIQUE, variant, prune, sparsity, file_bytes,
  *           bytes_per_token (nominal, plain engine), relative_cost, load_s)
