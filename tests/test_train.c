@@ -475,6 +475,52 @@ static void test_real_embeddings(void **state) {
     ac_model_free(m);
 }
 
+/* A profile as `agentcompress profile` writes it (SQLite): levels from the
+ * configs table, per-stage cost from the measured weight bytes, fidelity and
+ * success; configurations outside the profiled set are never preferred. */
+static void test_sqlite_profile(void **state) {
+    (void)state;
+    char path[] = "/tmp/ac_profile_XXXXXX.sqlite";
+    const int fd = mkstemps(path, 7);
+    assert_true(fd >= 0);
+    close(fd);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 %s \""
+             "CREATE TABLE stages (id INTEGER PRIMARY KEY, domain TEXT, task_ids TEXT, f16_weight_bytes REAL);"
+             "CREATE TABLE configs (id INTEGER PRIMARY KEY, name TEXT, variant TEXT, prune REAL, sparsity REAL,"
+             " relative_cost REAL);"
+             "CREATE TABLE results (stage_id INTEGER, config_id INTEGER, success INTEGER, fidelity REAL,"
+             " weight_bytes REAL);"
+             "INSERT INTO configs VALUES (1, 'f16', 'f16', 0, 0, 1.0), (2, 'q4_0', 'q4_0', 0, 0, 0.33),"
+             " (3, 'q4_0-p0.2', 'q4_0', 0.2, 0, 0.27);"
+             "INSERT INTO stages VALUES (1, 'cs', '[5, 6, 7]', 1000), (2, 'biology', '[8]', 2000),"
+             " (3, 'cs', NULL, 0);"
+             "INSERT INTO results VALUES (1, 1, 1, 1.0, 1000), (1, 2, 1, 0.9, 300), (1, 3, 0, 0.5, 250),"
+             " (2, 1, 1, 1.0, 2000), (2, 2, 0, 0.4, 700);\"",
+             path);
+    assert_int_equal(system(cmd), 0);
+    struct ac_train_dataset *ds;
+    char err[AC_ERR_LEN];
+    if (ac_train_load_profile(&ds, path, err) != 0) fail_msg("%s", err);
+    assert_int_equal(ds->levels.n[0], 2);
+    assert_string_equal(ds->levels.quant_names[1], "q4_0");
+    assert_int_equal(ds->levels.n[1], 2); /* prune 0, 0.2 */
+    assert_int_equal(ds->levels.n[2], 1);
+    assert_int_equal(ds->n_configs, 4);
+    assert_int_equal(ds->n_tasks, 2); /* the stage without task ids is skipped */
+    assert_int_equal(ds->tasks[0].n_ids, 3);
+    /* task 0: config (q4_0, prune 0) is index 2; (f16, prune 0.2) was never profiled */
+    assert_true(fabsf(ds->cost[2] - 0.3f) < 1e-6f && fabsf(ds->fid[2] - 0.9f) < 1e-6f && ds->success[2] == 1);
+    assert_true(ds->cost[1] >= 1e3f && ds->fid[1] == 0.0f && ds->success[1] == -1);
+    assert_true(fabsf(ds->cost[3] - 0.25f) < 1e-6f && ds->success[3] == 0);
+    assert_true(fabsf(ds->cost[4 + 2] - 0.35f) < 1e-6f); /* task 1: 700 / 2000 */
+    ac_train_dataset_free(ds);
+    assert_int_equal(ac_train_load_profile(&ds, "README.md", err), -1);
+    assert_non_null(strstr(err, "not a profile"));
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_fomaml),
@@ -484,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_jsonl),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_real_embeddings),
+        cmocka_unit_test(test_sqlite_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,10 +328,176 @@ int ac_train_dataset_save_jsonl(const struct ac_train_dataset *ds, const char *p
     return 0;
 }
 
+/* Distinct values of a column, in first-appearance order (names) or
+ * ascending (ratios). */
+static int add_level_name(char names[][AC_CTRL_NAME_LEN], int *n, const char *v) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(names[i], v)) return i;
+    if (*n >= AC_CTRL_MAX_LEVELS || strlen(v) >= AC_CTRL_NAME_LEN) return -1;
+    snprintf(names[*n], AC_CTRL_NAME_LEN, "%s", v);
+    return (*n)++;
+}
+
+static int add_level_value(float *vals, int *n, float v) {
+    for (int i = 0; i < *n; i++)
+        if (fabsf(vals[i] - v) < 1e-6f) return i;
+    if (*n >= AC_CTRL_MAX_LEVELS) return -1;
+    int i = (*n)++;
+    while (i > 0 && vals[i - 1] > v) vals[i] = vals[i - 1], i--;
+    vals[i] = v;
+    return i;
+}
+
+static int level_of(const float *vals, int n, float v) {
+    for (int i = 0; i < n; i++)
+        if (fabsf(vals[i] - v) < 1e-6f) return i;
+    return -1;
+}
+
+/* A profile written by `agentcompress profile` (SQLite): every stage with
+ * its task's first token ids becomes a task; every profiled configuration
+ * its cost (the stage's weight bytes / the F16 reference's, else the
+ * config's relative cost), fidelity and success. Configurations of the
+ * quant x prune x sparsity grid that were not profiled get fidelity 0 and
+ * cost 1e3, so training never prefers them. */
+static int load_sqlite_profile(struct ac_train_dataset **out, const char *path, char *err) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    struct ac_train_dataset *ds = NULL;
+    struct ac_train_levels lv;
+    memset(&lv, 0, sizeof lv);
+    int rc = -1, n_cfg_rows = 0, cfg_id[256], cfg_index[256];
+    float cfg_rel[256];
+    float *cost = NULL, *fid = NULL;
+    int8_t *succ = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        ac_errf(err, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        goto done;
+    }
+    /* the level lists first, then each config's place in the grid */
+    struct {
+        int id;
+        char variant[AC_CTRL_NAME_LEN];
+        float prune, sparsity, rel;
+    } cfg[256];
+    if (sqlite3_prepare_v2(db, "SELECT id, variant, prune, sparsity, relative_cost FROM configs ORDER BY id", -1, &st,
+                           NULL) != SQLITE_OK) {
+        ac_errf(err, "%s: not a profile (%s)", path, sqlite3_errmsg(db));
+        goto done;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW && n_cfg_rows < 256) {
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        cfg[n_cfg_rows].id = sqlite3_column_int(st, 0);
+        snprintf(cfg[n_cfg_rows].variant, AC_CTRL_NAME_LEN, "%s", v ? v : "");
+        cfg[n_cfg_rows].prune = (float)sqlite3_column_double(st, 2);
+        cfg[n_cfg_rows].sparsity = (float)sqlite3_column_double(st, 3);
+        cfg[n_cfg_rows].rel = (float)sqlite3_column_double(st, 4);
+        if (add_level_name(lv.quant_names, &lv.n[0], cfg[n_cfg_rows].variant) < 0 ||
+            add_level_value(lv.prune, &lv.n[1], cfg[n_cfg_rows].prune) < 0 ||
+            add_level_value(lv.sparsity, &lv.n[2], cfg[n_cfg_rows].sparsity) < 0) {
+            ac_errf(err, "%s: more than %d levels of a kind", path, AC_CTRL_MAX_LEVELS);
+            goto done;
+        }
+        n_cfg_rows++;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (n_cfg_rows == 0) {
+        ac_errf(err, "%s: the profile has no configurations", path);
+        goto done;
+    }
+    for (int i = 0; i < n_cfg_rows; i++) {
+        int q = 0;
+        while (strcmp(lv.quant_names[q], cfg[i].variant) != 0) q++;
+        cfg_id[i] = cfg[i].id;
+        cfg_rel[i] = cfg[i].rel;
+        cfg_index[i] = (q * lv.n[1] + level_of(lv.prune, lv.n[1], cfg[i].prune)) * lv.n[2] +
+                       level_of(lv.sparsity, lv.n[2], cfg[i].sparsity);
+    }
+    if (ac_train_dataset_new(&ds, &lv, err) != 0) goto done;
+    const int nc = ds->n_configs;
+    cost = malloc(sizeof(float) * (size_t)nc);
+    fid = malloc(sizeof(float) * (size_t)nc);
+    succ = malloc((size_t)nc);
+    if (!cost || !fid || !succ) {
+        ac_errf(err, "out of memory");
+        goto done;
+    }
+    sqlite3_stmt *stages = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, domain, task_ids, f16_weight_bytes FROM stages WHERE task_ids IS NOT NULL "
+                           "ORDER BY id",
+                           -1, &stages, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT config_id, success, fidelity, weight_bytes FROM results WHERE stage_id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(stages);
+        ac_errf(err, "%s: not a profile (%s)", path, sqlite3_errmsg(db));
+        goto done;
+    }
+    while (sqlite3_step(stages) == SQLITE_ROW) {
+        const int stage_id = sqlite3_column_int(stages, 0);
+        const char *domain = (const char *)sqlite3_column_text(stages, 1);
+        const char *ids_json = (const char *)sqlite3_column_text(stages, 2);
+        const double f16_bytes = sqlite3_column_double(stages, 3);
+        int32_t ids[AC_CTRL_MAX_K];
+        int n_ids = 0;
+        for (const char *p = ids_json; p && *p && n_ids < AC_CTRL_MAX_K;) {
+            char *end;
+            const long v = strtol(p, &end, 10);
+            if (end != p) {
+                ids[n_ids++] = (int32_t)v;
+                p = end;
+            } else {
+                p++;
+            }
+        }
+        if (n_ids == 0) continue;
+        for (int k = 0; k < nc; k++) cost[k] = 1e3f, fid[k] = 0.0f, succ[k] = -1;
+        sqlite3_reset(st);
+        sqlite3_bind_int(st, 1, stage_id);
+        int seen = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const int cid = sqlite3_column_int(st, 0);
+            int i = 0;
+            while (i < n_cfg_rows && cfg_id[i] != cid) i++;
+            if (i == n_cfg_rows) continue;
+            const int k = cfg_index[i];
+            const double wb = sqlite3_column_double(st, 3);
+            cost[k] = f16_bytes > 0 && wb > 0 ? (float)(wb / f16_bytes) : cfg_rel[i];
+            fid[k] = (float)sqlite3_column_double(st, 2);
+            succ[k] = (int8_t)(sqlite3_column_int(st, 1) != 0);
+            seen++;
+        }
+        if (seen == 0) continue; /* not profiled yet (an interrupted profile) */
+        if (ac_train_dataset_add(ds, ids, n_ids, domain ? domain : "", cost, fid, succ, err) != 0) {
+            sqlite3_finalize(stages);
+            goto done;
+        }
+    }
+    sqlite3_finalize(stages);
+    *out = ds;
+    ds = NULL;
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    ac_train_dataset_free(ds);
+    free(cost);
+    free(fid);
+    free(succ);
+    return rc;
+}
+
 int ac_train_load_profile(struct ac_train_dataset **out, const char *path, char *err) {
     size_t n = strlen(path);
     if (n >= 6 && strcmp(path + n - 6, ".jsonl") == 0) return ac_train_dataset_load_jsonl(out, path, err);
-    return ac_errf(err, "%s: only .jsonl profiles can be read so far (SQLite profiles: not yet)", path);
+    char magic[16] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return ac_errf(err, "%s: %s", path, strerror(errno));
+    const size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    if (got == sizeof magic && !memcmp(magic, "SQLite format 3", 16)) return load_sqlite_profile(out, path, err);
+    return ac_errf(err, "%s: not a profile (an `agentcompress profile` SQLite file or a .jsonl dataset)", path);
 }
 
 /* ------------------------------------------------------------------------

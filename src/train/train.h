@@ -7,7 +7,8 @@
  * order of the level lists) its relative cost (bytes per token / F16's),
  * fidelity in [0, 1] (DESIGN.md "Metrics") and optionally a success flag.
  *
- * JSON Lines file format (ac_train_dataset_load_jsonl), blank lines skipped:
+ * Profiles written by `agentcompress profile` (SQLite) are read by
+ * ac_train_load_profile too. JSON Lines file format (ac_train_dataset_load_jsonl), blank lines skipped:
  *   line 1, the configuration space:
  *     {"levels": {"quant": ["f16", "q8_0", "q4_0", "q2_k"],
  *                 "prune": [0, 0.1, 0.2], "sparsity": [0, 0.25, 0.5]}}
