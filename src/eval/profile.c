@@ -678,8 +678,8 @@ int ac_profile_run(const struct ac_profile_params *p, struct ac_profile_summary 
     }
     if (!p->configs) ac_profile_default_configs(p->variants_dir, defaults, sizeof defaults);
     list = strdup(p->configs ? p->configs : defaults);
-    names = calloc(strlen(list) / 2 + 2, sizeof *names);
-    if (!list || !names) {
+    names = list ? calloc(strlen(list) / 2 + 2, sizeof *names) : NULL;
+    if (!names) {
         ac_errf(err, "out of memory");
         goto out;
     }
