@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -379,6 +380,72 @@ static void test_profile_resume(void **state) {
     free(got);
 }
 
+/* The CLI: profile with a row limit then resumed (exit codes, one line of
+ * errors), and eval --json / --report on the result. Reuses the files of
+ * test_profile_resume. */
+static int run_cli(const char *args, char *out, size_t n) {
+    const char *build = getenv("AC_BUILD");
+    char cmd[2048], outp[128];
+    snprintf(outp, sizeof outp, "%s/cli_out.txt", tdir);
+    snprintf(cmd, sizeof cmd, "%s/agentcompress %s >%s 2>%s/cli_err.txt </dev/null", build ? build : "build", args,
+             outp, tdir);
+    const int st = system(cmd);
+    FILE *f = fopen(outp, "r");
+    size_t k = f ? fread(out, 1, n - 1, f) : 0;
+    out[k] = '\0';
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_cli_profile_eval(void **state) {
+    (void)state;
+    char args[1024], out[1 << 16];
+    snprintf(args, sizeof args, "profile -V %s/v --tasks %s/tasks.jsonl -o %s/cli.sqlite --configs f16,lite -t 1 --max-rows 2",
+             tdir, tdir, tdir);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "profile -V %s/v --tasks %s/tasks.jsonl -o %s/cli.sqlite --configs f16,lite -t 1", tdir,
+             tdir, tdir);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    char db[160];
+    snprintf(db, sizeof db, "%s/cli.sqlite", tdir);
+    char *got = dump(db);
+    snprintf(db, sizeof db, "%s/full.sqlite", tdir);
+    char *want = dump(db);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    snprintf(args, sizeof args,
+             "eval -V %s/v --workflows %s/tasks.jsonl --profile %s/cli.sqlite --policy len:3:lite --json "
+             "--report %s/r.html -t 1",
+             tdir, tdir, tdir, tdir);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    cJSON *j = cJSON_Parse(out);
+    if (!j) fail_msg("eval --json: not one JSON object: %s", out);
+    const cJSON *systems = cJSON_GetObjectItem(j, "systems");
+    bool seen_policy = false, seen_oracle = false;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, systems) {
+        const char *name = cJSON_GetObjectItem(s, "name")->valuestring;
+        seen_policy |= !strcmp(name, "policy:len:3:lite");
+        seen_oracle |= !strcmp(name, "oracle");
+        if (!strcmp(name, "all-f16"))
+            assert_true(cJSON_GetObjectItem(s, "cost_reduction")->valuedouble == 0.0);
+    }
+    assert_true(seen_policy && seen_oracle);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "controller_us_p50")));
+    cJSON_Delete(j);
+    /* without --profile: a temporary one, profiled then removed */
+    snprintf(args, sizeof args, "eval -V %s/v --workflows %s/tasks.jsonl --policy fixed:lite -t 1", tdir, tdir);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "policy:fixed:lite"));
+    /* errors: one line, non-zero */
+    snprintf(args, sizeof args, "eval -V %s/v --workflows %s/tasks.jsonl --policy bogus", tdir, tdir);
+    assert_int_not_equal(run_cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "profile -V %s/v --tasks %s/tasks.jsonl -o %s/x.sqlite --configs f16,q4_0+p0.1", tdir,
+             tdir, tdir);
+    assert_int_not_equal(run_cli(args, out, sizeof out), 0);
+}
+
 int main(void) {
     if (!mkdtemp(tdir)) return 1;
     const struct CMUnitTest tests[] = {
@@ -387,6 +454,7 @@ int main(void) {
         cmocka_unit_test(test_cache_simulation),
         cmocka_unit_test(test_invariants),
         cmocka_unit_test(test_profile_resume),
+        cmocka_unit_test(test_cli_profile_eval),
     };
     const int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];
