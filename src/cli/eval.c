@@ -45,6 +45,19 @@ static int profile_step(const char *C, const char *dir, const char *tasks, const
     return 0;
 }
 
+/* name is one of the comma-separated items of list */
+static bool in_list(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        const size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k == n && !strncmp(p, name, n)) return true;
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
+
 int cmd_eval(int argc, char **argv) {
     static const char *C = "eval";
     const char *dir = NULL, *ctrl = NULL, *policy = NULL, *workflows = NULL, *profile = NULL, *report = NULL,
@@ -181,16 +194,17 @@ int cmd_eval(int argc, char **argv) {
         route_s[s] = dec.seconds;
         has_complexity = dec.has_complexity;
         const int c = ac_eval_find_config(&d, dec.config);
-        if ((c < 0 || !ac_eval_config_complete(&d, c)) && !strstr(missing, dec.config)) {
-            char *t = realloc(missing, strlen(missing) + strlen(dec.config) + 2);
+        if ((c < 0 || !ac_eval_config_complete(&d, c)) && !in_list(missing, dec.config)) {
+            const size_t have = strlen(missing), add = strlen(dec.config);
+            char *t = realloc(missing, have + add + 2);
             if (!t) {
                 free(names);
                 cli_fail(C, "out of memory");
                 goto out;
             }
             missing = t;
-            if (*missing) strcat(missing, ",");
-            strcat(missing, dec.config);
+            if (have) missing[have] = ',';
+            memcpy(missing + have + (have ? 1 : 0), dec.config, add + 1);
         }
     }
     if (*missing) {

@@ -708,7 +708,7 @@ int ac_profile_run(const struct ac_profile_params *p, struct ac_profile_summary 
     }
     /* the F16 variant: tokenizer and references */
     double load_s = 0;
-    if (load_variant(&r, "f16", &model, &ctx, &load_s, err) != 0) goto out;
+    if (load_variant(&r, "f16", &model, &ctx, &load_s, err) != 0 || !model) goto out;
     set_load_time(&r, "f16", load_s);
     snprintf(cur_variant, sizeof cur_variant, "f16");
     if (ac_tokenizer_load(&r.tok, model->file, err) != 0) goto out;

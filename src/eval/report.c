@@ -32,16 +32,20 @@ struct totals_set {
     struct ac_eval_totals all, *dom, *kind;
 };
 
+static void totals_set_free(struct totals_set *t) {
+    free(t->dom);
+    free(t->kind);
+    t->dom = NULL;
+    t->kind = NULL;
+}
+
 static int totals_set_alloc(struct totals_set *t, int nd, int nk) {
     memset(t, 0, sizeof *t);
     t->dom = calloc((size_t)nd + 1, sizeof *t->dom);
     t->kind = calloc((size_t)nk + 1, sizeof *t->kind);
-    return t->dom && t->kind ? 0 : -1;
-}
-
-static void totals_set_free(struct totals_set *t) {
-    free(t->dom);
-    free(t->kind);
+    if (t->dom && t->kind) return 0;
+    totals_set_free(t);
+    return -1;
 }
 
 static void add_totals(struct ac_eval_totals *a, const struct ac_eval_totals *b) {
