@@ -224,7 +224,7 @@ int cmd_route(int argc, char **argv) {
     }
     if (!dir || !ctrl_path || !prompt) return cli_fail(C, "give -V VARIANTS_DIR, -c CONTROLLER.gguf and -p TEXT");
     struct router r;
-    struct ac_decision d;
+    struct ac_decision d = {0};
     int rc = router_open(C, dir, ctrl_path, &r) || router_decide(C, &r, prompt, &d);
     if (!rc) {
         if (json)
@@ -269,7 +269,7 @@ int cmd_run(int argc, char **argv) {
     }
     if (!dir || !ctrl_path || !prompt) return cli_fail(C, "give -V VARIANTS_DIR, -c CONTROLLER.gguf and -p TEXT");
     struct router r;
-    struct ac_decision d;
+    struct ac_decision d = {0};
     char err[AC_ERR_LEN], path[4096];
     struct ac_model *model = NULL;
     struct ac_context *ctx = NULL;

@@ -114,7 +114,7 @@ int ac_calibration_from_json(const cJSON *j, int n_layers, struct ac_calibration
         return -1;
     if (!cJSON_IsArray(th) || cJSON_GetArraySize(th) != n_layers)
         return ac_errf(err, "calibration: 'thresholds' must hold %d layers", n_layers);
-    if (alloc_arrays(out, n_layers, n_levels, err) != 0) return -1;
+    if (alloc_arrays(out, n_layers, n_levels, err) != 0 || !out->block_influence) return -1;
     bool *seen = calloc((size_t)n_layers, 1);
     for (int l = 0; l < n_layers; l++) {
         out->block_influence[l] = (float)cJSON_GetArrayItem(bi, l)->valuedouble;

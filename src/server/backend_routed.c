@@ -200,7 +200,7 @@ int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params
     /* embeddings and tokenizer: the f16 variant, else the first */
     const struct ac_manifest_variant *src = ac_manifest_find(r->man, "f16");
     for (int i = 0; (!src || !src->file) && i < r->man->n_variants; i++) src = &r->man->variants[i];
-    if (!src->file) {
+    if (!src || !src->file) {
         ac_errf(err, "%s/manifest.json has no local variant (the tokenizer and embeddings come from one)", p->dir);
         goto fail;
     }

@@ -250,7 +250,7 @@ int ac_train_dataset_load_jsonl(struct ac_train_dataset **out, const char *path,
             struct ac_train_levels lv;
             r = parse_levels(root, &lv, err);
             if (r == 0) r = ac_train_dataset_new(&ds, &lv, err);
-            if (r == 0) {
+            if (r == 0 && ds) {
                 buf = malloc(sizeof(float) * 3 * (size_t)ds->n_configs);
                 succ = malloc((size_t)ds->n_configs);
                 if (!buf || !succ) r = ac_errf(err, "out of memory");
@@ -414,7 +414,7 @@ static int load_sqlite_profile(struct ac_train_dataset **out, const char *path, 
         cfg_index[i] = (q * lv.n[1] + level_of(lv.prune, lv.n[1], cfg[i].prune)) * lv.n[2] +
                        level_of(lv.sparsity, lv.n[2], cfg[i].sparsity);
     }
-    if (ac_train_dataset_new(&ds, &lv, err) != 0) goto done;
+    if (ac_train_dataset_new(&ds, &lv, err) != 0 || !ds) goto done;
     const int nc = ds->n_configs;
     cost = malloc(sizeof(float) * (size_t)nc);
     fid = malloc(sizeof(float) * (size_t)nc);
