@@ -312,7 +312,7 @@ static void test_profile_resume(void **state) {
     write_file(tasks, TASKS);
 
     struct ac_profile_params p = {.variants_dir = vdir, .tasks_path = tasks, .db_path = full, .configs = "f16,lite",
-                                  .n_threads = 1};
+                                  .n_threads = 1, .n_workers = 1};
     struct ac_profile_summary sum;
     if (ac_profile_run(&p, &sum, err) != 0) fail_msg("profile: %s", err);
     assert_false(sum.interrupted);
@@ -338,6 +338,17 @@ static void test_profile_resume(void **state) {
     assert_false(sum.interrupted);
     assert_int_equal(sum.rows_written, 2);
     char *got = dump(part);
+    assert_string_equal(got, want);
+    free(got);
+    /* two workers: the same rows */
+    char two[128];
+    snprintf(two, sizeof two, "%s/two.sqlite", tdir);
+    struct ac_profile_params p2 = p;
+    p2.db_path = two;
+    p2.n_workers = 2;
+    p2.stop = NULL;
+    if (ac_profile_run(&p2, &sum, err) != 0) fail_msg("profile: %s", err);
+    got = dump(two);
     assert_string_equal(got, want);
     /* once more: nothing to do */
     assert_int_equal(ac_profile_run(&p, &sum, err), 0);

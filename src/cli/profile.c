@@ -72,7 +72,7 @@ void *cli_profile_progress_new(void) {
 int cmd_profile(int argc, char **argv) {
     static const char *C = "profile";
     const char *dir = NULL, *tasks = NULL, *out = NULL, *configs = NULL;
-    long threads = 0, max_rows = 0;
+    long threads = 0, max_rows = 0, workers = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
 #define VALUE() if (!(v = cli_value(C, argc, argv, &i))) return 1
@@ -91,7 +91,8 @@ int cmd_profile(int argc, char **argv) {
                    "                  f16,q8_0,q4_0+p0.1,q8_0+s0.25 (pruning and sparsity need\n"
                    "                  'agentcompress calibrate'). Default: f16, q8_0, q4_0, the int2\n"
                    "                  variant, and q4_0+p0.1 when calibrated\n"
-                   "  -t N            threads (default: cores)\n"
+                   "  -t N            threads in all (default: cores), split over the workers\n"
+                   "  --workers N     stages run concurrently, one context each (default: cores)\n"
                    "  --max-rows N    stop after N new rows (testing)\n");
             return 0;
         } else if (!strcmp(a, "-V")) {
@@ -109,6 +110,9 @@ int cmd_profile(int argc, char **argv) {
         } else if (!strcmp(a, "-t")) {
             VALUE();
             if (cli_int(C, a, v, 1, 1024, &threads)) return 1;
+        } else if (!strcmp(a, "--workers")) {
+            VALUE();
+            if (cli_int(C, a, v, 1, 256, &workers)) return 1;
         } else if (!strcmp(a, "--max-rows")) {
             VALUE();
             if (cli_int(C, a, v, 1, 1L << 40, &max_rows)) return 1;
@@ -125,7 +129,7 @@ int cmd_profile(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     void *prog = cli_profile_progress_new();
     struct ac_profile_params p = {.variants_dir = dir, .tasks_path = tasks, .db_path = out, .configs = configs,
-                                  .n_threads = (int)threads, .max_rows = max_rows, .stop = &g_stop,
+                                  .n_threads = (int)threads, .n_workers = (int)workers, .max_rows = max_rows, .stop = &g_stop,
                                   .progress = prog ? cli_profile_progress : NULL, .user = prog};
     struct ac_profile_summary sum;
     char err[AC_ERR_LEN];

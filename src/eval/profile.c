@@ -2,6 +2,7 @@
 #include "eval/profile.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,8 @@ static int meta_pin(sqlite3 *db, const char *db_path, const char *key, const cha
 
 /* ---------------------------------------------------------------- runner */
 
+struct worker;
+
 struct runner {
     const struct ac_profile_params *p;
     struct ac_profile_summary *sum;
@@ -177,9 +180,6 @@ struct runner {
     struct ac_workflow_set ws;
     struct ac_tokenizer *tok;
     int n_vocab, n_ctx;
-    float *logits; /* (CHUNK, n_vocab) */
-    int32_t *seq;  /* prompt + generated */
-    int seq_cap;
     /* per stage (file order) */
     int32_t **prompt_ids;
     int *n_prompt;
@@ -188,13 +188,43 @@ struct runner {
     int *n_f16;
     long done, total;
     double t0;
+    /* the workers: one context each on the loaded model; everything
+     * below and the database are guarded by mu */
+    int n_workers, threads_per_worker;
+    struct worker *w;
+    pthread_mutex_t mu;
+    long in_flight;       /* rows reserved by workers, not yet written */
+    bool failed;
+    char fail_err[AC_ERR_LEN];
+    size_t next;          /* next job: a workflow (references) or a stage (configs) */
+    int f16_cid;          /* config id of "f16", -1 if not profiled */
+    int cid;              /* the configuration running */
+    const char *cname;
+    bool *todo;           /* (n_stages) rows to do for the configuration */
+};
+
+struct worker {
+    struct runner *r;
+    struct ac_context *ctx;
+    float *logits; /* (CHUNK, n_vocab) */
+    int32_t *seq;  /* prompt + reference */
+    int seq_cap;
+    pthread_t th;
 };
 
 #define CHUNK 64
 
-static bool should_stop(struct runner *r) {
-    if (r->p->stop && *r->p->stop) return true;
-    return r->p->max_rows > 0 && r->sum->rows_written >= r->p->max_rows;
+/* Under mu: reserves a row unless stopped (SIGINT, max_rows, a failure). */
+static bool reserve_row(struct runner *r) {
+    if (r->failed || (r->p->stop && *r->p->stop)) return false;
+    if (r->p->max_rows > 0 && r->sum->rows_written + r->in_flight >= r->p->max_rows) return false;
+    r->in_flight++;
+    return true;
+}
+
+static bool stopped(struct runner *r) {
+    return r->failed || (r->p->stop && *r->p->stop) ||
+           (r->p->max_rows > 0 && r->sum->rows_written >= r->p->max_rows);
 }
 
 static void report(struct runner *r, const char *config, const struct ac_stage *s) {
@@ -203,6 +233,12 @@ static void report(struct runner *r, const char *config, const struct ac_stage *
                                      .workflow = s ? s->workflow : "", .stage = s ? s->stage : 0,
                                      .elapsed_s = ac_time_s() - r->t0};
     r->p->progress(&pr, r->p->user);
+}
+
+/* Under mu: records the first failure. */
+static void fail(struct runner *r, const char *err) {
+    if (!r->failed) snprintf(r->fail_err, sizeof r->fail_err, "%s", err);
+    r->failed = true;
 }
 
 static int argmax(const float *x, int n) {
@@ -245,20 +281,21 @@ struct row {
 
 /* Greedy generation of up to max_tokens after prompt; if ref (the F16
  * output) is given, also the teacher-forced fidelity against it. */
-static int run_row(struct runner *r, struct ac_context *ctx, const int32_t *prompt, int n_prompt, int max_tokens,
-                   const int32_t *ref, int n_ref, struct row *out, char *err) {
+static int run_row(struct worker *w, const int32_t *prompt, int n_prompt, int max_tokens, const int32_t *ref,
+                   int n_ref, struct row *out, char *err) {
+    const struct runner *r = w->r;
+    struct ac_context *ctx = w->ctx;
     memset(out, 0, sizeof *out);
-    if (n_prompt + max_tokens > r->n_ctx)
-        max_tokens = r->n_ctx - n_prompt;
+    if (n_prompt + max_tokens > r->n_ctx) max_tokens = r->n_ctx - n_prompt;
     if (max_tokens < 1) return ac_errf(err, "prompt of %d tokens does not fit the context of %d", n_prompt, r->n_ctx);
     out->ids = malloc(sizeof *out->ids * (size_t)max_tokens);
     if (!out->ids) return ac_errf(err, "out of memory");
     ac_context_reset(ctx);
     const double t0 = ac_time_s();
-    if (ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, r->logits, err) != 0) return -1;
+    if (ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, w->logits, err) != 0) return -1;
     int matched = 0, diverged = -1;
     for (;;) {
-        const int32_t id = argmax(r->logits, r->n_vocab);
+        const int32_t id = argmax(w->logits, r->n_vocab);
         const int i = out->n;
         out->ids[out->n++] = id;
         if (ref && diverged < 0) {
@@ -268,33 +305,32 @@ static int run_row(struct runner *r, struct ac_context *ctx, const int32_t *prom
                 diverged = i;
         }
         if (ac_tokenizer_is_eog(r->tok, id) || out->n >= max_tokens) break;
-        if (ac_decode(ctx, &id, 1, AC_LOGITS_LAST, r->logits, err) != 0) return -1;
+        if (ac_decode(ctx, &id, 1, AC_LOGITS_LAST, w->logits, err) != 0) return -1;
     }
     out->wall_s = ac_time_s() - t0;
     out->weight_bytes = ac_context_weight_bytes(ctx);
     if (!ref) return 0;
     if (diverged >= 0 && diverged + 1 < n_ref) {
-        /* score positions diverged+1 .. n_ref-1 teacher-forced in batches:
-         * prompt + ref[0..diverged] then ref[diverged+1 .. n_ref-1) with logits */
+        /* score positions diverged+1 .. n_ref-1 teacher-forced, in batches */
         const int need = n_prompt + n_ref;
-        if (need > r->seq_cap) {
-            int32_t *t = realloc(r->seq, sizeof *t * (size_t)need);
+        if (need > w->seq_cap) {
+            int32_t *t = realloc(w->seq, sizeof *t * (size_t)need);
             if (!t) return ac_errf(err, "out of memory");
-            r->seq = t;
-            r->seq_cap = need;
+            w->seq = t;
+            w->seq_cap = need;
         }
-        memcpy(r->seq, prompt, sizeof *prompt * (size_t)n_prompt);
-        memcpy(r->seq + n_prompt, ref, sizeof *ref * (size_t)n_ref);
+        memcpy(w->seq, prompt, sizeof *prompt * (size_t)n_prompt);
+        memcpy(w->seq + n_prompt, ref, sizeof *ref * (size_t)n_ref);
         /* the cache holds prompt + ref[0..diverged); feeding ref[t-1] predicts ref[t] */
         ac_context_reset(ctx);
-        if (ac_decode(ctx, r->seq, n_prompt + diverged, AC_LOGITS_NONE, NULL, err) != 0) return -1;
+        if (ac_decode(ctx, w->seq, n_prompt + diverged, AC_LOGITS_NONE, NULL, err) != 0) return -1;
         int target = diverged + 1; /* index into ref being predicted */
         while (target < n_ref) {
             const int n = n_ref - target < CHUNK ? n_ref - target : CHUNK;
             /* tokens seq[n_prompt + target - 1 .. + n) predict ref[target .. + n) */
-            if (ac_decode(ctx, r->seq + n_prompt + target - 1, n, AC_LOGITS_ALL, r->logits, err) != 0) return -1;
+            if (ac_decode(ctx, w->seq + n_prompt + target - 1, n, AC_LOGITS_ALL, w->logits, err) != 0) return -1;
             for (int j = 0; j < n; j++)
-                matched += argmax(r->logits + (size_t)j * r->n_vocab, r->n_vocab) == ref[target + j];
+                matched += argmax(w->logits + (size_t)j * r->n_vocab, r->n_vocab) == ref[target + j];
             target += n;
         }
     }
@@ -314,8 +350,7 @@ static int tokenize_alloc(const struct ac_tokenizer *tok, const char *text, bool
     return 0;
 }
 
-static int load_variant(struct runner *r, const char *name, struct ac_model **model, struct ac_context **ctx,
-                        double *load_s, char *err) {
+static int load_model(struct runner *r, const char *name, struct ac_model **model, double *load_s, char *err) {
     const struct ac_manifest_variant *v = ac_manifest_find(r->man, name);
     if (!v) return ac_errf(err, "%s/manifest.json has no variant '%s'", r->p->variants_dir, name);
     if (!v->file) return ac_errf(err, "variant '%s' is remote: profile runs local variants only", name);
@@ -330,8 +365,23 @@ static int load_variant(struct runner *r, const char *name, struct ac_model **mo
     for (size_t off = 0; off < (*model)->file->size; off += 4096) sink ^= base[off];
     (void)sink;
     *load_s = ac_time_s() - t0;
-    struct ac_context_params cp = {.n_ctx = r->n_ctx, .n_batch = 512, .n_threads = r->p->n_threads};
-    return ac_context_new(ctx, *model, &cp, err);
+    return 0;
+}
+
+static void free_contexts(struct runner *r) {
+    for (int k = 0; k < r->n_workers; k++) {
+        ac_context_free(r->w[k].ctx);
+        r->w[k].ctx = NULL;
+    }
+}
+
+static int make_contexts(struct runner *r, const struct ac_model *model, char *err) {
+    free_contexts(r);
+    for (int k = 0; k < r->n_workers; k++) {
+        struct ac_context_params cp = {.n_ctx = r->n_ctx, .n_batch = 512, .n_threads = r->threads_per_worker};
+        if (ac_context_new(&r->w[k].ctx, model, &cp, err) != 0) return -1;
+    }
+    return 0;
 }
 
 static int insert_result(struct runner *r, int stage_id, int config_id, const char *output, bool success,
@@ -597,74 +647,180 @@ static void runner_free(struct runner *r) {
         if (r->f16_out) free(r->f16_out[i]);
         if (r->f16_ids) free(r->f16_ids[i]);
     }
+    for (int k = 0; k < r->n_workers && r->w; k++) {
+        ac_context_free(r->w[k].ctx);
+        free(r->w[k].logits);
+        free(r->w[k].seq);
+    }
+    free(r->w);
+    free(r->todo);
     free(r->prompt_ids);
     free(r->n_prompt);
     free(r->f16_out);
     free(r->f16_ids);
     free(r->n_f16);
-    free(r->logits);
-    free(r->seq);
     ac_tokenizer_free(r->tok);
     ac_workflows_free(&r->ws);
     ac_manifest_free(r->man);
     if (r->db) sqlite3_close(r->db);
 }
 
+/* Worker, references phase: whole workflows (stage k needs stage k-1's output). */
+static void *ref_worker(void *arg) {
+    struct worker *w = arg;
+    struct runner *r = w->r;
+    char err[AC_ERR_LEN];
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        const size_t wf = r->next++;
+        const bool stop = stopped(r) || wf >= r->ws.n_workflows;
+        pthread_mutex_unlock(&r->mu);
+        if (stop) return NULL;
+        const struct ac_workflow *flow = &r->ws.workflows[wf];
+        for (size_t i = flow->first; i < flow->first + flow->n_stages; i++) {
+            if (r->f16_out[i]) continue; /* stored before (only a prefix of a workflow can be) */
+            const struct ac_stage *s = &r->ws.stages[i];
+            pthread_mutex_lock(&r->mu);
+            bool ok = reserve_row(r);
+            if (ok && !r->prompt_ids[i] && prepare_stage(r, i, err) != 0) {
+                fail(r, err);
+                r->in_flight--;
+                ok = false;
+            }
+            if (ok) report(r, "f16 (reference)", s);
+            pthread_mutex_unlock(&r->mu);
+            if (!ok) return NULL;
+            struct row row;
+            const int rc = run_row(w, r->prompt_ids[i], r->n_prompt[i], s->max_tokens, NULL, 0, &row, err);
+            char *text = rc == 0 ? detok(r->tok, row.ids, row.n) : NULL;
+            pthread_mutex_lock(&r->mu);
+            r->in_flight--;
+            if (rc != 0) {
+                ac_err_prefix(err, "f16: %s stage %d", s->workflow, s->stage);
+                fail(r, err);
+            } else if (!text) {
+                fail(r, "out of memory");
+            } else {
+                r->f16_ids[i] = row.ids;
+                r->n_f16[i] = row.n;
+                r->f16_out[i] = text;
+                row.ids = NULL;
+                if (store_reference(r, i, &row, r->f16_cid, err) != 0) {
+                    fail(r, err);
+                } else {
+                    r->sum->rows_written++;
+                    r->done++;
+                }
+            }
+            const bool go_on = !r->failed;
+            pthread_mutex_unlock(&r->mu);
+            free(row.ids);
+            if (!go_on) return NULL;
+            /* the next stage's prompt needs this output */
+            if (i + 1 < flow->first + flow->n_stages) {
+                pthread_mutex_lock(&r->mu);
+                const int prc = prepare_stage(r, i + 1, err);
+                if (prc != 0) fail(r, err);
+                pthread_mutex_unlock(&r->mu);
+                if (prc != 0) return NULL;
+            }
+        }
+    }
+}
+
+/* Worker, configurations phase: any stage. */
+static void *cfg_worker(void *arg) {
+    struct worker *w = arg;
+    struct runner *r = w->r;
+    char err[AC_ERR_LEN];
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        size_t i = r->next;
+        while (i < r->ws.n_stages && !r->todo[i]) i++;
+        r->next = i + 1;
+        const bool ok = i < r->ws.n_stages && reserve_row(r);
+        if (ok) report(r, r->cname, &r->ws.stages[i]);
+        pthread_mutex_unlock(&r->mu);
+        if (!ok) return NULL;
+        const struct ac_stage *s = &r->ws.stages[i];
+        struct row row;
+        const int rc = run_row(w, r->prompt_ids[i], r->n_prompt[i], s->max_tokens, r->f16_ids[i], r->n_f16[i],
+                               &row, err);
+        char *text = rc == 0 ? detok(r->tok, row.ids, row.n) : NULL;
+        const bool pass = text && ac_check_pass(&s->check, text);
+        pthread_mutex_lock(&r->mu);
+        r->in_flight--;
+        if (rc != 0) {
+            ac_err_prefix(err, "%s: %s stage %d", r->cname, s->workflow, s->stage);
+            fail(r, err);
+        } else if (!text) {
+            fail(r, "out of memory");
+        } else if (insert_result(r, (int)i + 1, r->cid, text, pass, row.fidelity, r->n_prompt[i], row.n,
+                                 row.weight_bytes, row.wall_s, err) != 0) {
+            fail(r, err);
+        } else {
+            r->sum->rows_written++;
+            r->done++;
+        }
+        const bool go_on = !r->failed;
+        pthread_mutex_unlock(&r->mu);
+        free(text);
+        free(row.ids);
+        if (!go_on) return NULL;
+    }
+}
+
+/* Runs fn on every worker and waits for them. */
+static int run_workers(struct runner *r, void *(*fn)(void *), char *err) {
+    r->next = 0;
+    int started = 0;
+    for (int k = 0; k < r->n_workers; k++) {
+        if (pthread_create(&r->w[k].th, NULL, fn, &r->w[k]) != 0) break;
+        started++;
+    }
+    if (started == 0) fn(&r->w[0]); /* no threads: run inline */
+    for (int k = 0; k < started; k++) pthread_join(r->w[k].th, NULL);
+    if (r->failed) return ac_errf(err, "%s", r->fail_err);
+    return 0;
+}
+
 /* One configuration over every stage. */
 static int run_config(struct runner *r, const struct ac_config_spec *sp, const char *name, int cid,
-                      struct ac_model **model, struct ac_context **ctx, char *cur_variant, char *err) {
-    bool any = false;
-    for (size_t i = 0; i < r->ws.n_stages && !any; i++) any = !result_exists(r, (int)i + 1, cid);
-    if (!any) return 0;
+                      struct ac_model **model, char *cur_variant, char *err) {
+    int n_todo = 0;
+    for (size_t i = 0; i < r->ws.n_stages; i++) n_todo += r->todo[i] = !result_exists(r, (int)i + 1, cid);
+    if (n_todo == 0) return 0;
     if (strcmp(cur_variant, sp->variant) != 0) {
-        ac_context_free(*ctx);
+        free_contexts(r);
         ac_model_free(*model);
-        *ctx = NULL;
         *model = NULL;
         cur_variant[0] = '\0';
         double load_s = 0;
-        if (load_variant(r, sp->variant, model, ctx, &load_s, err) != 0) return -1;
+        if (load_model(r, sp->variant, model, &load_s, err) != 0 || make_contexts(r, *model, err) != 0) return -1;
         set_load_time(r, sp->variant, load_s);
         snprintf(cur_variant, 32, "%s", sp->variant);
     }
     const struct ac_manifest_variant *v = ac_manifest_find(r->man, sp->variant);
-    if (sp->prune > 0 || sp->sparsity > 0) {
-        if (ac_variant_apply_config(*model, *ctx, r->p->variants_dir, r->man, v->file, sp->prune, sp->sparsity,
-                                    err) != 0)
-            return ac_err_prefix(err, "%s", name);
-    } else {
-        const struct ac_run_config plain = {NULL, NULL};
-        if (ac_context_set_run_config(*ctx, &plain, err) != 0) return -1;
-    }
-    for (size_t i = 0; i < r->ws.n_stages; i++) {
-        if (should_stop(r)) return 0;
-        if (result_exists(r, (int)i + 1, cid)) continue;
-        const struct ac_stage *s = &r->ws.stages[i];
-        report(r, name, s);
-        struct row row;
-        if (run_row(r, *ctx, r->prompt_ids[i], r->n_prompt[i], s->max_tokens, r->f16_ids[i], r->n_f16[i], &row,
-                    err) != 0) {
-            free(row.ids);
-            return ac_err_prefix(err, "%s: %s stage %d", name, s->workflow, s->stage);
+    for (int k = 0; k < r->n_workers; k++) {
+        if (sp->prune > 0 || sp->sparsity > 0) {
+            if (ac_variant_apply_config(*model, r->w[k].ctx, r->p->variants_dir, r->man, v->file, sp->prune,
+                                        sp->sparsity, err) != 0)
+                return ac_err_prefix(err, "%s", name);
+        } else {
+            const struct ac_run_config plain = {NULL, NULL};
+            if (ac_context_set_run_config(r->w[k].ctx, &plain, err) != 0) return -1;
         }
-        char *text = detok(r->tok, row.ids, row.n);
-        int rc = text ? insert_result(r, (int)i + 1, cid, text, ac_check_pass(&s->check, text), row.fidelity,
-                                      r->n_prompt[i], row.n, row.weight_bytes, row.wall_s, err)
-                      : ac_errf(err, "out of memory");
-        free(text);
-        free(row.ids);
-        if (rc != 0) return -1;
-        r->sum->rows_written++;
-        r->done++;
     }
-    return 0;
+    r->cid = cid;
+    r->cname = name;
+    return run_workers(r, cfg_worker, err);
 }
 
 int ac_profile_run(const struct ac_profile_params *p, struct ac_profile_summary *sum, char *err) {
     memset(sum, 0, sizeof *sum);
-    struct runner r = {.p = p, .sum = sum, .t0 = ac_time_s()};
+    struct runner r = {.p = p, .sum = sum, .t0 = ac_time_s(), .f16_cid = -1};
+    pthread_mutex_init(&r.mu, NULL);
     struct ac_model *model = NULL;
-    struct ac_context *ctx = NULL;
     char cur_variant[32] = "";
     char defaults[1024], *list = NULL;
     const char **names = NULL;
@@ -697,99 +853,88 @@ int ac_profile_run(const struct ac_profile_params *p, struct ac_profile_summary 
     sum->n_stages = (int)r.ws.n_stages;
     sum->n_configs = n_cfg;
     const size_t ns = r.ws.n_stages;
+    const int cores = ac_cpu_count();
+    r.n_workers = p->n_workers > 0 ? p->n_workers : cores;
+    if ((size_t)r.n_workers > ns) r.n_workers = (int)ns;
+    r.threads_per_worker = (p->n_threads > 0 ? p->n_threads : cores) / r.n_workers;
+    if (r.threads_per_worker < 1) r.threads_per_worker = 1;
     r.prompt_ids = calloc(ns, sizeof *r.prompt_ids);
     r.n_prompt = calloc(ns, sizeof *r.n_prompt);
     r.f16_out = calloc(ns, sizeof *r.f16_out);
     r.f16_ids = calloc(ns, sizeof *r.f16_ids);
     r.n_f16 = calloc(ns, sizeof *r.n_f16);
-    if (!r.prompt_ids || !r.n_prompt || !r.f16_out || !r.f16_ids || !r.n_f16) {
+    r.todo = calloc(ns, sizeof *r.todo);
+    r.w = calloc((size_t)r.n_workers, sizeof *r.w);
+    if (!r.prompt_ids || !r.n_prompt || !r.f16_out || !r.f16_ids || !r.n_f16 || !r.todo || !r.w) {
         ac_errf(err, "out of memory");
         goto out;
     }
     /* the F16 variant: tokenizer and references */
     double load_s = 0;
-    if (load_variant(&r, "f16", &model, &ctx, &load_s, err) != 0 || !model) goto out;
+    if (load_model(&r, "f16", &model, &load_s, err) != 0 || !model) goto out;
     set_load_time(&r, "f16", load_s);
     snprintf(cur_variant, sizeof cur_variant, "f16");
     if (ac_tokenizer_load(&r.tok, model->file, err) != 0) goto out;
     r.n_vocab = model->cfg.n_vocab;
-    r.n_ctx = ac_context_n_ctx(ctx);
-    r.logits = malloc(sizeof *r.logits * (size_t)CHUNK * (size_t)r.n_vocab);
-    if (!r.logits) {
-        ac_errf(err, "out of memory");
-        goto out;
+    for (int k = 0; k < r.n_workers; k++) {
+        r.w[k].r = &r;
+        r.w[k].logits = malloc(sizeof *r.w[k].logits * (size_t)CHUNK * (size_t)r.n_vocab);
+        if (!r.w[k].logits) {
+            ac_errf(err, "out of memory");
+            goto out;
+        }
     }
+    if (make_contexts(&r, model, err) != 0) goto out;
+    r.n_ctx = ac_context_n_ctx(r.w[0].ctx);
+    for (int c = 0; c < n_cfg; c++)
+        if (!strcmp(names[c], "f16")) r.f16_cid = config_id(&r, "f16");
     /* work to do in this run */
     {
-        long missing_ref = count_rows(&r, "SELECT COUNT(*) FROM stages WHERE f16_output IS NULL");
-        r.total = missing_ref;
+        r.total = count_rows(&r, "SELECT COUNT(*) FROM stages WHERE f16_output IS NULL");
         for (int c = 0; c < n_cfg; c++) {
             struct ac_config_spec sp;
             char canon[AC_CONFIG_NAME_LEN], sql[256];
             ac_config_parse(names[c], &sp, err);
             ac_config_name(&sp, canon, sizeof canon);
             if (!strcmp(canon, "f16")) continue; /* written with the references */
-            const int cid = config_id(&r, canon);
-            snprintf(sql, sizeof sql, "SELECT %ld - COUNT(*) FROM results WHERE config_id = %d", (long)ns, cid);
+            snprintf(sql, sizeof sql, "SELECT %ld - COUNT(*) FROM results WHERE config_id = %d", (long)ns,
+                     config_id(&r, canon));
             r.total += count_rows(&r, sql);
         }
-        bool has_f16 = false;
-        for (int c = 0; c < n_cfg; c++) has_f16 |= !strcmp(names[c], "f16");
-        const long all = (long)ns * (n_cfg + (has_f16 ? 0 : 1));
+        const long all = (long)ns * (n_cfg + (r.f16_cid >= 0 ? 0 : 1));
         sum->rows_skipped = all - r.total;
     }
-    int f16_cid = -1;
-    for (int c = 0; c < n_cfg; c++)
-        if (!strcmp(names[c], "f16")) f16_cid = config_id(&r, "f16");
+    /* stored references; the prompts that need no new one */
     for (size_t i = 0; i < ns; i++) {
         bool have;
         if (load_reference(&r, i, &have, err) != 0) goto out;
-        if (prepare_stage(&r, i, err) != 0) goto out;
-        if (have) {
-            if (f16_cid >= 0 && !result_exists(&r, (int)i + 1, f16_cid)) {
-                /* the reference exists but the f16 row not (f16 added to --configs later) */
-                sqlite3_stmt *st = NULL;
-                if (sqlite3_prepare_v2(r.db,
-                                       "INSERT INTO results SELECT id, ?, f16_output, f16_success, 1.0, n_prompt, "
-                                       "length(f16_ids) / 4, f16_weight_bytes, f16_wall_s FROM stages WHERE id = ?",
-                                       -1, &st, NULL) != SQLITE_OK) {
-                    sql_err(r.db, err, "results");
-                    goto out;
-                }
-                sqlite3_bind_int(st, 1, f16_cid);
-                sqlite3_bind_int(st, 2, (int)i + 1);
-                const int step = sqlite3_step(st);
-                sqlite3_finalize(st);
-                if (step != SQLITE_DONE) {
-                    sql_err(r.db, err, "results");
-                    goto out;
-                }
+        const bool prev_known = r.ws.stages[i].stage == 1 || r.f16_out[i - 1];
+        if (prev_known && prepare_stage(&r, i, err) != 0) goto out;
+        if (have && r.f16_cid >= 0 && !result_exists(&r, (int)i + 1, r.f16_cid)) {
+            /* the reference exists but the f16 row not (f16 added to --configs later) */
+            sqlite3_stmt *st = NULL;
+            if (sqlite3_prepare_v2(r.db,
+                                   "INSERT INTO results SELECT id, ?, f16_output, f16_success, 1.0, n_prompt, "
+                                   "length(f16_ids) / 4, f16_weight_bytes, f16_wall_s FROM stages WHERE id = ?",
+                                   -1, &st, NULL) != SQLITE_OK) {
+                sql_err(r.db, err, "results");
+                goto out;
             }
-            continue;
+            sqlite3_bind_int(st, 1, r.f16_cid);
+            sqlite3_bind_int(st, 2, (int)i + 1);
+            const int step = sqlite3_step(st);
+            sqlite3_finalize(st);
+            if (step != SQLITE_DONE) {
+                sql_err(r.db, err, "results");
+                goto out;
+            }
         }
-        if (should_stop(&r)) {
-            sum->interrupted = true;
-            rc = 0;
-            goto out;
-        }
-        const struct ac_stage *s = &r.ws.stages[i];
-        report(&r, "f16 (reference)", s);
-        struct row row;
-        if (run_row(&r, ctx, r.prompt_ids[i], r.n_prompt[i], s->max_tokens, NULL, 0, &row, err) != 0) {
-            free(row.ids);
-            ac_err_prefix(err, "f16: %s stage %d", s->workflow, s->stage);
-            goto out;
-        }
-        r.f16_ids[i] = row.ids;
-        r.n_f16[i] = row.n;
-        r.f16_out[i] = detok(r.tok, row.ids, row.n);
-        if (!r.f16_out[i]) {
-            ac_errf(err, "out of memory");
-            goto out;
-        }
-        if (store_reference(&r, i, &row, f16_cid, err) != 0) goto out;
-        sum->rows_written++;
-        r.done++;
+    }
+    if (run_workers(&r, ref_worker, err) != 0) goto out;
+    if (stopped(&r)) {
+        sum->interrupted = true;
+        rc = 0;
+        goto out;
     }
     /* every other configuration, grouped by variant (one model loaded at a time) */
     bool *ran = calloc((size_t)n_cfg, sizeof *ran);
@@ -810,8 +955,8 @@ int ac_profile_run(const struct ac_profile_params *p, struct ac_profile_summary 
         char canon[AC_CONFIG_NAME_LEN];
         ac_config_name(&sp, canon, sizeof canon);
         if (!strcmp(canon, "f16")) continue;
-        if (should_stop(&r)) break;
-        if (run_config(&r, &sp, canon, config_id(&r, canon), &model, &ctx, cur_variant, err) != 0) {
+        if (stopped(&r)) break;
+        if (run_config(&r, &sp, canon, config_id(&r, canon), &model, cur_variant, err) != 0) {
             free(ran);
             goto out;
         }
@@ -821,10 +966,11 @@ int ac_profile_run(const struct ac_profile_params *p, struct ac_profile_summary 
     rc = 0;
 out:
     sum->seconds = ac_time_s() - r.t0;
-    ac_context_free(ctx);
+    free_contexts(&r);
     ac_model_free(model);
     free(names);
     free(list);
     runner_free(&r);
+    pthread_mutex_destroy(&r.mu);
     return rc;
 }

@@ -76,7 +76,10 @@ struct ac_profile_params {
     const char *tasks_path;
     const char *db_path;
     const char *configs; /* comma-separated; NULL: ac_profile_default_configs */
-    int n_threads;       /* 0: every core */
+    int n_threads;       /* threads in all (0: one per core), split over the workers */
+    int n_workers;       /* rows run concurrently, one context each (0: one per core):
+                            on this small model two single-thread workers beat one
+                            two-thread context (per-operation overhead, not bandwidth) */
     long max_rows;       /* stop after this many new rows (a test hook); 0: no limit */
     volatile sig_atomic_t *stop; /* checked between rows; may be NULL */
     void (*progress)(const struct ac_profile_progress *p, void *user);
