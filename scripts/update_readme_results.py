@@ -26,7 +26,8 @@ def render(ev, command):
     lines.append(f"{ev.get('stages', '?')} stages of `{ev.get('workflows', '?')}`; cost = weight bytes read per "
                  f"processed token + bytes loaded on a variant swap (cache budget "
                  f"{ev.get('cache_budget_bytes', 0) / 1e6:.0f} MB), relative to all-f16; quality preservation = "
-                 f"success rate ÷ all-f16's.")
+                 f"success rate ÷ all-f16's; wall s = measured time of the greedy runs chosen + variant "
+                 f"load time on swaps.")
     rnd = ev.get("random")
     if rnd:
         lines.append(f"Random routing mixes {rnd['lo']} and {rnd['hi']} at the routed system's cost "
