@@ -18,7 +18,7 @@ static void on_sigint(int sig) {
 }
 
 struct progress_state {
-    bool tty;
+    bool tty, printed;
     double last_print;
 };
 
@@ -51,7 +51,8 @@ void cli_profile_progress(const struct ac_profile_progress *p, void *user) {
         fprintf(stderr, "\r\033[Kprofile [%s] %ld/%ld %3.0f%%  %s  ETA %s  %s %s/%d", bar, p->done, p->total,
                 frac * 100, el, eta, p->config, p->workflow, p->stage);
         fflush(stderr);
-    } else if (p->done == 0 || now - st->last_print >= 10.0) {
+    } else if (!st->printed || now - st->last_print >= 10.0) {
+        st->printed = true;
         st->last_print = now;
         fprintf(stderr, "profile: %ld/%ld rows (%.0f%%), %s elapsed, ETA %s, now %s on %s stage %d\n", p->done,
                 p->total, frac * 100, el, eta, p->config, p->workflow, p->stage);

@@ -335,9 +335,13 @@ static void print_rows(FILE *f, const struct ac_eval_result *r, int group, int w
         const struct ac_eval_system *s = &r->systems[i];
         const struct ac_eval_metrics *m =
             which == 0 ? &s->all : which == 1 ? &s->per_domain[group] : &s->per_kind[group];
-        fprintf(f, "  %-22s %8.1f%% %8.3f %8.3f %8.3f %7.1f %7.1f%% %9.1f\n", s->name, 100 * m->cost_reduction,
-                m->quality_preservation, m->success_rate, m->mean_fidelity, m->swaps, 100 * m->cache_hit_rate,
-                m->wall_s);
+        char q[16];
+        if (isfinite(m->quality_preservation))
+            snprintf(q, sizeof q, "%.3f", m->quality_preservation);
+        else
+            snprintf(q, sizeof q, "-"); /* f16 never succeeds here */
+        fprintf(f, "  %-22s %8.1f%% %8s %8.3f %8.3f %7.1f %7.1f%% %9.1f\n", s->name, 100 * m->cost_reduction, q,
+                m->success_rate, m->mean_fidelity, m->swaps, 100 * m->cache_hit_rate, m->wall_s);
     }
 }
 
