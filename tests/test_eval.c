@@ -358,6 +358,11 @@ static void test_profile_resume(void **state) {
     assert_int_equal(q_long(db, "SELECT COUNT(*) FROM results"), 6);
     assert_int_equal(q_long(db, "SELECT COUNT(*) FROM (SELECT DISTINCT stage_id, config_id FROM results)"), 6);
     assert_int_equal(q_long(db, "SELECT COUNT(*) FROM stages WHERE f16_output IS NULL"), 0);
+    /* the stored reference ids are the f16 row's generated tokens */
+    assert_int_equal(q_long(db, "SELECT COUNT(*) FROM stages s JOIN results r ON r.stage_id = s.id JOIN configs c ON "
+                                "c.id = r.config_id WHERE c.name = 'f16' AND (s.f16_ids IS NULL OR "
+                                "length(s.f16_ids) != 4 * r.n_generated OR r.n_generated < 1)"),
+                     0);
     assert_int_equal(q_long(db, "SELECT COUNT(*) FROM meta WHERE key IN ('manifest_fnv1a64', 'tasks_fnv1a64', "
                                 "'variants_dir')"),
                      3);

@@ -701,11 +701,12 @@ static void *ref_worker(void *arg) {
             } else if (!text) {
                 fail(r, "out of memory");
             } else {
-                r->f16_ids[i] = row.ids;
+                r->f16_ids[i] = row.ids; /* owned from here on; row.ids is stored as the blob */
                 r->n_f16[i] = row.n;
                 r->f16_out[i] = text;
+                const int src = store_reference(r, i, &row, r->f16_cid, err);
                 row.ids = NULL;
-                if (store_reference(r, i, &row, r->f16_cid, err) != 0) {
+                if (src != 0) {
                     fail(r, err);
                 } else {
                     r->sum->rows_written++;
