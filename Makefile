@@ -31,7 +31,7 @@ LIB      := $(BUILD)/libagentcompress.a
 CLI      := $(BUILD)/agentcompress
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run setup clean tests lint fuzz
+.PHONY: all test run setup clean tests lint fuzz eval
 .SECONDARY:
 all: $(LIB) $(CLI) $(TESTS)
 
@@ -65,6 +65,17 @@ setup:
 run: setup all
 	$(CLI) generate -m models/SmolLM2-135M-Instruct.Q4_1.gguf --chat \
 	    -p "Name three uses of a language model on a laptop." -n 64
+
+# The workflow benchmark on the test split, from nothing: variants,
+# calibration, a resumable profile (about 15 minutes on 2 cores), the table.
+VARIANTS ?= variants
+eval: setup all
+	@[ -f $(VARIANTS)/manifest.json ] || $(CLI) quantize -m models/SmolLM2-135M-Instruct.Q4_1.gguf -o $(VARIANTS)
+	@grep -q prune_order $(VARIANTS)/manifest.json || { scripts/workflow_text.py bench/workflows/train.jsonl \
+	    > $(VARIANTS)/calibration.txt && $(CLI) calibrate -V $(VARIANTS) --text $(VARIANTS)/calibration.txt; }
+	$(CLI) profile -V $(VARIANTS) --tasks bench/workflows/test.jsonl -o $(VARIANTS)/test.sqlite
+	$(CLI) eval -V $(VARIANTS) --workflows bench/workflows/test.jsonl --profile $(VARIANTS)/test.sqlite \
+	    --policy len:40 --report $(VARIANTS)/eval.html
 
 test: setup
 	$(MAKE) tests
