@@ -207,8 +207,6 @@ struct worker {
     struct runner *r;
     struct ac_context *ctx;
     float *logits; /* (CHUNK, n_vocab) */
-    int32_t *seq;  /* prompt + reference */
-    int seq_cap;
     pthread_t th;
 };
 
@@ -311,24 +309,16 @@ static int run_row(struct worker *w, const int32_t *prompt, int n_prompt, int ma
     out->weight_bytes = ac_context_weight_bytes(ctx);
     if (!ref) return 0;
     if (diverged >= 0 && diverged + 1 < n_ref) {
-        /* score positions diverged+1 .. n_ref-1 teacher-forced, in batches */
-        const int need = n_prompt + n_ref;
-        if (need > w->seq_cap) {
-            int32_t *t = realloc(w->seq, sizeof *t * (size_t)need);
-            if (!t) return ac_errf(err, "out of memory");
-            w->seq = t;
-            w->seq_cap = need;
-        }
-        memcpy(w->seq, prompt, sizeof *prompt * (size_t)n_prompt);
-        memcpy(w->seq + n_prompt, ref, sizeof *ref * (size_t)n_ref);
-        /* the cache holds prompt + ref[0..diverged); feeding ref[t-1] predicts ref[t] */
-        ac_context_reset(ctx);
-        if (ac_decode(ctx, w->seq, n_prompt + diverged, AC_LOGITS_NONE, NULL, err) != 0) return -1;
+        /* score positions diverged+1 .. n_ref-1 teacher-forced, in batches.
+         * The greedy run cached prompt + ref[0..diverged) (its tokens up to
+         * the divergence are the reference's): keep that prefix; feeding
+         * ref[t-1] predicts ref[t] */
+        ac_context_truncate(ctx, n_prompt + diverged);
         int target = diverged + 1; /* index into ref being predicted */
         while (target < n_ref) {
             const int n = n_ref - target < CHUNK ? n_ref - target : CHUNK;
-            /* tokens seq[n_prompt + target - 1 .. + n) predict ref[target .. + n) */
-            if (ac_decode(ctx, w->seq + n_prompt + target - 1, n, AC_LOGITS_ALL, w->logits, err) != 0) return -1;
+            /* tokens ref[target - 1 .. + n) predict ref[target .. + n) */
+            if (ac_decode(ctx, ref + target - 1, n, AC_LOGITS_ALL, w->logits, err) != 0) return -1;
             for (int j = 0; j < n; j++)
                 matched += argmax(w->logits + (size_t)j * r->n_vocab, r->n_vocab) == ref[target + j];
             target += n;
@@ -650,7 +640,6 @@ static void runner_free(struct runner *r) {
     for (int k = 0; k < r->n_workers && r->w; k++) {
         ac_context_free(r->w[k].ctx);
         free(r->w[k].logits);
-        free(r->w[k].seq);
     }
     free(r->w);
     free(r->todo);

@@ -333,6 +333,10 @@ void ac_context_reset(struct ac_context *c) {
     c->tokens_processed = 0;
 }
 
+void ac_context_truncate(struct ac_context *c, int n_past) {
+    if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
+}
+
 void ac_context_free(struct ac_context *c) {
     if (!c) return;
     ac_pool_free(c->pool);

@@ -124,6 +124,9 @@ int ac_context_n_ctx(const struct ac_context *c);
 int ac_context_n_past(const struct ac_context *c);
 /* Forgets the cached positions (keeps allocations). */
 void ac_context_reset(struct ac_context *c);
+/* Forgets the positions from n_past on (n_past <= ac_context_n_past), so
+ * that a shared prefix is not run again; counters are kept. */
+void ac_context_truncate(struct ac_context *c, int n_past);
 
 enum ac_logits_mode {
     AC_LOGITS_NONE,
