@@ -67,7 +67,7 @@ run: setup all
 	    -p "Name three uses of a language model on a laptop." -n 64
 
 # The workflow benchmark on the test split, from nothing: variants,
-# calibration, a resumable profile (about 15 minutes on 2 cores), the table.
+# calibration, a resumable profile (about 7 minutes on 2 cores), the table.
 VARIANTS ?= variants
 eval: setup all
 	@[ -f $(VARIANTS)/manifest.json ] || $(CLI) quantize -m models/SmolLM2-135M-Instruct.Q4_1.gguf -o $(VARIANTS)
