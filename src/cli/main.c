@@ -115,6 +115,7 @@ static const struct {
     {"train", cmd_train, "train the complexity controller on a profile"},
     {"route", cmd_route, "print the controller's decision for a prompt"},
     {"run", cmd_run, "route a prompt and generate on the chosen configuration"},
+    {"validate", cmd_validate, "check workflows files (format, domains, splits disjoint) and count them"},
     {"profile", cmd_profile, "run every workflow stage on every configuration into an SQLite profile"},
     {"eval", cmd_eval, "compare routing systems, baselines and the oracle on workflows"},
     {"bench", cmd_bench, "decode speed of every configuration, swap time, controller latency"},

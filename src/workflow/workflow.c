@@ -274,6 +274,43 @@ const struct ac_workflow *ac_workflows_find(const struct ac_workflow_set *set, c
     return NULL;
 }
 
+/* True when name is one of the comma-separated items of list (items trimmed of spaces). */
+static bool in_list(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list;;) {
+        while (*p == ' ') p++;
+        const char *end = strchr(p, ',');
+        const char *next = end ? end + 1 : NULL;
+        if (!end) end = p + strlen(p);
+        while (end > p && end[-1] == ' ') end--;
+        if ((size_t)(end - p) == n && strncmp(p, name, n) == 0) return true;
+        if (!next) return false;
+        p = next;
+    }
+}
+
+int ac_workflows_check_domains(const struct ac_workflow_set *set, const char *name, const char *allowed, char *err) {
+    for (size_t w = 0; w < set->n_workflows; w++) {
+        const struct ac_workflow *wf = &set->workflows[w];
+        if (!in_list(allowed, wf->domain))
+            return ac_errf(err, "%s:%d: unknown domain \"%s\" (allowed: %s)", name, set->stages[wf->first].line,
+                           wf->domain, allowed);
+    }
+    return 0;
+}
+
+int ac_workflows_check_disjoint(const struct ac_workflow_set *a, const char *name_a, const struct ac_workflow_set *b,
+                                const char *name_b, char *err) {
+    for (size_t w = 0; w < b->n_workflows; w++) {
+        const struct ac_workflow *wb = &b->workflows[w];
+        const struct ac_workflow *wa = ac_workflows_find(a, wb->id);
+        if (wa)
+            return ac_errf(err, "%s:%d: workflow \"%s\" is also in %s (line %d)", name_b, b->stages[wb->first].line,
+                           wb->id, name_a, a->stages[wa->first].line);
+    }
+    return 0;
+}
+
 /* Cross-line rules for stage s (already parsed) given the set so far. */
 static int check_order(const struct ac_workflow_set *set, const struct ac_stage *s, char *err) {
     const struct ac_workflow *cur = set->n_workflows ? &set->workflows[set->n_workflows - 1] : NULL;

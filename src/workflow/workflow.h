@@ -9,7 +9,9 @@
  * with "FILE:LINE: reason" in err; nothing is returned half-loaded):
  *   - the line is one JSON object; blank lines are skipped;
  *   - workflow, domain, kind, prompt: non-empty strings (any domain name is
- *     accepted; cs, physics, chemistry, biology are the usual ones);
+ *     accepted: other tools read these files with domains of their own;
+ *     ac_workflows_check_domains restricts them, as `agentcompress validate`
+ *     does by default to the benchmark's AC_BENCH_DOMAINS);
  *   - stage: integer >= 1; max_tokens: integer in 1..4096;
  *   - a workflow's lines are contiguous, numbered 1, 2, ..., n in order, all
  *     with the same domain; "{prev}" may not appear in stage 1;
@@ -127,6 +129,21 @@ int ac_workflows_parse(const char *text, size_t len, const char *name, struct ac
 /* Reads and parses a file ("PATH:LINE: reason" on error). */
 int ac_workflows_load(const char *path, struct ac_workflow_set *out, char *err);
 void ac_workflows_free(struct ac_workflow_set *set);
+
+/* The benchmark's domains (DESIGN.md), comma-separated. */
+#define AC_BENCH_DOMAINS "cs,physics,chemistry,biology"
+
+/* Checks that every workflow's domain is one of allowed, a comma-separated
+ * list of names (spaces around a name are ignored; matching is exact). The
+ * first workflow in file order that fails gives "NAME:LINE: unknown domain
+ * "x" (allowed: ...)", LINE being that workflow's first stage. */
+int ac_workflows_check_domains(const struct ac_workflow_set *set, const char *name, const char *allowed, char *err);
+
+/* Checks that no workflow id of b also occurs in a (the benchmark's splits
+ * are by workflow). The first of b's workflows in file order that does gives
+ * "NAME_B:LINE: workflow "x" is also in NAME_A (line N)". */
+int ac_workflows_check_disjoint(const struct ac_workflow_set *a, const char *name_a, const struct ac_workflow_set *b,
+                                const char *name_b, char *err);
 
 /* The workflow with this id, or NULL. Linear scan. */
 const struct ac_workflow *ac_workflows_find(const struct ac_workflow_set *set, const char *id);
