@@ -4,7 +4,14 @@
 #define AC_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* The embedded defaults: what `scripts/setup.sh` fetches, `make run` quantizes
+ * and the repository ships (controllers/README.md says how it was trained). */
+#define CLI_DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+#define CLI_DEFAULT_VARIANTS "variants"
+#define CLI_DEFAULT_CONTROLLER "controllers/default.gguf"
 
 /* Prints "agentcompress: <cmd>: <message>" on stderr; returns 1 (the exit code). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,8 +15,6 @@
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
 
-#define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-
 /* ---------------------------------------------------------------- train */
 
 static void print_epoch(const struct ac_train_epoch *ep, void *user) {
@@ -28,7 +26,7 @@ static void print_epoch(const struct ac_train_epoch *ep, void *user) {
 
 int cmd_train(int argc, char **argv) {
     static const char *C = "train";
-    const char *profile = NULL, *out = NULL, *model_path = DEFAULT_MODEL, *domains = NULL;
+    const char *profile = NULL, *out = NULL, *model_path = CLI_DEFAULT_MODEL, *domains = NULL;
     long seed = 1, epochs = -1, d_model = 0, layers = 0, heads = 0;
     double dev_frac = 0.2, lambda_cost = -1, lambda_fid = -1, theta = -1;
     bool paper = false;
@@ -46,7 +44,7 @@ int cmd_train(int argc, char **argv) {
                    "  --profile FILE       training profile (.jsonl dataset, see src/train/train.h)\n"
                    "  -o FILE              controller to write (GGUF)\n"
                    "  -m MODEL             model whose token embeddings the controller reads\n"
-                   "                       (default " DEFAULT_MODEL ")\n"
+                   "                       (default " CLI_DEFAULT_MODEL ")\n"
                    "  --meta fomaml|none   first-order MAML over domains (default) or plain mini-batches\n"
                    "  --train-domains a,b  train on these domains only\n"
                    "  --dev-frac F         share of tasks held out for early stopping (default 0.2)\n"
@@ -206,7 +204,7 @@ static int route_args(const char *cmd, int argc, char **argv, int *i, const char
 
 int cmd_route(int argc, char **argv) {
     static const char *C = "route";
-    const char *dir = NULL, *ctrl_path = NULL, *prompt = NULL;
+    const char *dir = CLI_DEFAULT_VARIANTS, *ctrl_path = CLI_DEFAULT_CONTROLLER, *prompt = NULL;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         int took = route_args(C, argc, argv, &i, &dir, &ctrl_path, &prompt);
@@ -215,14 +213,16 @@ int cmd_route(int argc, char **argv) {
         if (!strcmp(argv[i], "--json"))
             json = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: agentcompress route -V VARIANTS_DIR -c CONTROLLER.gguf -p TEXT [--json]\n\n"
+            printf("usage: agentcompress route [-V VARIANTS_DIR] [-c CONTROLLER.gguf] -p TEXT [--json]\n\n"
                    "Prints the controller's decision for a prompt: its complexity estimate, the chosen\n"
-                   "configuration (variant, pruning ratio, sparsity) and the decision time.\n");
+                   "configuration (variant, pruning ratio, sparsity) and the decision time.\n\n"
+                   "  -V DIR   variants (default " CLI_DEFAULT_VARIANTS ")\n"
+                   "  -c FILE  controller (default " CLI_DEFAULT_CONTROLLER ", trained for the default model)\n");
             return 0;
         } else
             return cli_fail(C, "unknown option '%s' (see --help)", argv[i]);
     }
-    if (!dir || !ctrl_path || !prompt) return cli_fail(C, "give -V VARIANTS_DIR, -c CONTROLLER.gguf and -p TEXT");
+    if (!prompt) return cli_fail(C, "give -p TEXT (see --help)");
     struct router r;
     struct ac_decision d = {0};
     int rc = router_open(C, dir, ctrl_path, &r) || router_decide(C, &r, prompt, &d);
@@ -243,7 +243,7 @@ int cmd_route(int argc, char **argv) {
 
 int cmd_run(int argc, char **argv) {
     static const char *C = "run";
-    const char *dir = NULL, *ctrl_path = NULL, *prompt = NULL;
+    const char *dir = CLI_DEFAULT_VARIANTS, *ctrl_path = CLI_DEFAULT_CONTROLLER, *prompt = NULL;
     long n_predict = 128, threads = 0, seed = -1;
     double temp = 0.0;
     for (int i = 1; i < argc; i++) {
@@ -252,9 +252,13 @@ int cmd_run(int argc, char **argv) {
         if (took) continue;
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: agentcompress run -V VARIANTS_DIR -c CONTROLLER.gguf -p TEXT [-n N] [--temp T] [--seed S] [-t N]\n\n"
+            printf("usage: agentcompress run [-V VARIANTS_DIR] [-c CONTROLLER.gguf] -p TEXT [-n N] [--temp T]\n"
+                   "                         [--seed S] [-t N]\n\n"
                    "Routes the prompt with the controller, then generates on the chosen configuration with\n"
-                   "the model's chat template (greedy unless --temp). The decision goes to stderr.\n");
+                   "the model's chat template (greedy unless --temp). The decision goes to stderr.\n\n"
+                   "  -V DIR   variants (default " CLI_DEFAULT_VARIANTS ")\n"
+                   "  -c FILE  controller (default " CLI_DEFAULT_CONTROLLER ", trained for the default model)\n"
+                   "  -n N     tokens to generate (default 128)\n");
             return 0;
         } else if (!strcmp(a, "-n")) {
             if (!(v = cli_value(C, argc, argv, &i)) || cli_int(C, a, v, 1, 1 << 24, &n_predict)) return 1;
@@ -267,7 +271,7 @@ int cmd_run(int argc, char **argv) {
         } else
             return cli_fail(C, "unknown option '%s' (see --help)", a);
     }
-    if (!dir || !ctrl_path || !prompt) return cli_fail(C, "give -V VARIANTS_DIR, -c CONTROLLER.gguf and -p TEXT");
+    if (!prompt) return cli_fail(C, "give -p TEXT (see --help)");
     struct router r;
     struct ac_decision d = {0};
     char err[AC_ERR_LEN], path[4096];

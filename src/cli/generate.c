@@ -13,13 +13,12 @@
 #include "tokenizer/tokenizer.h"
 
 #define CMD "generate"
-#define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 static void help(void) {
     printf("usage: agentcompress generate -m MODEL.gguf -p TEXT [options]\n\n"
            "Generates text from a LLaMA-architecture GGUF model, streaming it to stdout.\n"
            "Prefill and decode speed are printed on stderr.\n\n"
-           "  -m, --model FILE     GGUF model (default: " DEFAULT_MODEL ")\n"
+           "  -m, --model FILE     GGUF model (default: " CLI_DEFAULT_MODEL ")\n"
            "  -p, --prompt TEXT    prompt text\n"
            "  -f, --file FILE      read the prompt from FILE\n"
            "  -n, --n-predict N    tokens to generate (default 128)\n"
@@ -60,7 +59,7 @@ static int apply_compression(struct ac_model *model, struct ac_context *ctx, con
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_path = DEFAULT_MODEL, *prompt = NULL, *prompt_file = NULL, *system = NULL;
+    const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *prompt_file = NULL, *system = NULL;
     long n_predict = 128, top_k = 40, threads = 0, n_ctx = 0, seed = -1;
     double temp = 0.8, top_p = 0.95, prune = 0.0, sparsity = 0.0;
     bool chat = false, ignore_eos = false;
