@@ -26,7 +26,7 @@ static void print_epoch(const struct ac_train_epoch *ep, void *user) {
 
 int cmd_train(int argc, char **argv) {
     static const char *C = "train";
-    const char *profile = NULL, *out = NULL, *model_path = CLI_DEFAULT_MODEL, *domains = NULL;
+    const char *profile = NULL, *dev_profile = NULL, *out = NULL, *model_path = CLI_DEFAULT_MODEL, *domains = NULL;
     long seed = 1, epochs = -1, d_model = 0, layers = 0, heads = 0;
     double dev_frac = 0.2, lambda_cost = -1, lambda_fid = -1, theta = -1;
     bool paper = false;
@@ -47,6 +47,8 @@ int cmd_train(int argc, char **argv) {
                    "                       (default " CLI_DEFAULT_MODEL ")\n"
                    "  --meta fomaml|none   first-order MAML over domains (default) or plain mini-batches\n"
                    "  --train-domains a,b  train on these domains only\n"
+                   "  --dev PROFILE        early stopping on this profile (e.g. the dev split's) instead of\n"
+                   "                       a held-out share of --profile\n"
                    "  --dev-frac F         share of tasks held out for early stopping (default 0.2)\n"
                    "  --epochs N           (default 30)    --seed S (default 1)\n"
                    "  --lambda-cost X      (default 0.3)   --lambda-fid X (default 0.7)   --theta X (default 0.95)\n"
@@ -55,6 +57,7 @@ int cmd_train(int argc, char **argv) {
             return 0;
         }
         else if (!strcmp(a, "--profile")) { VALUE(); profile = v; }
+        else if (!strcmp(a, "--dev")) { VALUE(); dev_profile = v; }
         else if (!strcmp(a, "-o")) { VALUE(); out = v; }
         else if (!strcmp(a, "-m")) { VALUE(); model_path = v; }
         else if (!strcmp(a, "--train-domains")) { VALUE(); domains = v; }
@@ -103,7 +106,20 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     const struct ac_train_dataset *src = picked ? picked : all;
-    if (ac_train_dataset_split(src, (float)dev_frac, (uint64_t)seed, &train, &dev, err) != 0) {
+    if (dev_profile) {
+        /* the dev set obeys --train-domains too: early stopping must not see held-out domains */
+        struct ac_train_dataset *dev_all = NULL, *none = NULL;
+        int bad = ac_train_load_profile(&dev_all, dev_profile, err) != 0 ||
+                  (domains && ac_train_dataset_filter_domains(&dev, dev_all, domains, err) != 0) ||
+                  ac_train_dataset_split(src, 0, (uint64_t)seed, &train, &none, err) != 0;
+        if (!bad && !domains) dev = dev_all, dev_all = NULL;
+        ac_train_dataset_free(dev_all);
+        ac_train_dataset_free(none);
+        if (bad) {
+            cli_fail(C, "%s", err);
+            goto done;
+        }
+    } else if (ac_train_dataset_split(src, (float)dev_frac, (uint64_t)seed, &train, &dev, err) != 0) {
         cli_fail(C, "%s", err);
         goto done;
     }
@@ -117,7 +133,7 @@ int cmd_train(int argc, char **argv) {
     if (heads) cfg.n_heads = (int)heads;
     ac_train_levels_to_config(&cfg, &src->levels);
     if (ac_controller_config_check(&cfg, err) != 0 || ac_controller_new(&ctrl, &cfg, (uint64_t)seed, err) != 0 ||
-        ac_train_dataset_check(train, &cfg, err) != 0) {
+        ac_train_dataset_check(train, &cfg, err) != 0 || (dev && ac_train_dataset_check(dev, &cfg, err) != 0)) {
         cli_fail(C, "%s", err);
         goto done;
     }
