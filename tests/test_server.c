@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
@@ -743,6 +745,8 @@ static void test_metrics(void **state) {
         "agentcompress_variant_requests_total{variant=\"" VARIANT "\"} ",
         "\nagentcompress_variant_swaps_total 0\n",
         "\nagentcompress_variant_cache_hits_total 0\n",
+        "\nagentcompress_variant_prefetches_total 0\n", /* no cache: zero */
+        "\nagentcompress_variant_prefetch_hits_total 0\n",
         "# TYPE agentcompress_queue_depth gauge\nagentcompress_queue_depth 0\n",
         "# TYPE agentcompress_request_duration_seconds histogram",
         "agentcompress_request_duration_seconds_bucket{le=\"0.1\"} ",
@@ -950,6 +954,161 @@ static void test_scheduler(void **state) {
     assert_int_equal(ac_sched_pick(2, groups, passed, 1, 4), 0);
 }
 
+/* A counter's value in a /metrics body (-1 when absent). */
+static long metric(const char *body, const char *name) {
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(body, key);
+    return at ? atol(at + strlen(key)) : -1;
+}
+
+/* A backend that holds the first run until the test opens it, so that the
+ * test can queue requests behind a run in progress; the rest goes to inner. */
+static struct {
+    struct ac_backend base;
+    struct ac_backend *inner;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool entered, open;
+} gate;
+
+static int gate_n_models(const struct ac_backend *b) {
+    (void)b;
+    return gate.inner->ops->n_models(gate.inner);
+}
+static const char *gate_model_name(const struct ac_backend *b, int i) {
+    (void)b;
+    return gate.inner->ops->model_name(gate.inner, i);
+}
+static int gate_prepare(struct ac_backend *b, const struct ac_gen_request *req, struct ac_prepared **out,
+                        struct ac_api_error *e) {
+    (void)b;
+    return gate.inner->ops->prepare(gate.inner, req, out, e);
+}
+static int gate_n_prompt(const struct ac_prepared *p) { return gate.inner->ops->n_prompt(p); }
+static int gate_run(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
+                    void *user, struct ac_run_result *res, char *err) {
+    (void)b;
+    pthread_mutex_lock(&gate.mu);
+    gate.entered = true;
+    pthread_cond_broadcast(&gate.cv);
+    while (!gate.open) pthread_cond_wait(&gate.cv, &gate.mu);
+    pthread_mutex_unlock(&gate.mu);
+    return gate.inner->ops->run(gate.inner, p, req, emit, user, res, err);
+}
+static void gate_prepared_free(struct ac_prepared *p) { gate.inner->ops->prepared_free(p); }
+static int gate_group(const struct ac_prepared *p) { return gate.inner->ops->group(p); }
+static void gate_prefetch(struct ac_backend *b, int next) {
+    (void)b;
+    gate.inner->ops->prefetch(gate.inner, next);
+}
+static void gate_cache_stats(struct ac_backend *b, struct ac_cache_stats *out) {
+    (void)b;
+    gate.inner->ops->cache_stats(gate.inner, out);
+}
+static const struct ac_backend_ops GATE_OPS = {
+    .n_models = gate_n_models,
+    .model_name = gate_model_name,
+    .prepare = gate_prepare,
+    .n_prompt = gate_n_prompt,
+    .run = gate_run,
+    .prepared_free = gate_prepared_free,
+    .group = gate_group,
+    .prefetch = gate_prefetch,
+    .cache_stats = gate_cache_stats,
+};
+
+/* Writes a two-variant directory (f16, lite: copies of the tiny model) into
+ * dir, made with mkdtemp. */
+static void write_two_variants(const char *dir) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cp tests/fixtures/tiny_llama.gguf %s/f16.gguf && cp tests/fixtures/tiny_llama.gguf %s/lite.gguf && "
+             "printf '%%s' '{\"base\": \"tiny\", \"variants\": ["
+             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1},"
+             "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}]}'"
+             " > %s/manifest.json",
+             dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Prefetch: while a request runs on f16, the queue's next request for the
+ * other variant has it loaded in the background (the budget holds both), so
+ * that request finds it resident: one load a request waited for, one
+ * prefetch, one prefetch hit. The first run is held at a gate until the
+ * other two requests are queued, so the order is fixed, not timed. */
+static void test_prefetch_next_variant(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ac_prefetch_XXXXXX", cmd[160], err[AC_ERR_LEN];
+    assert_non_null(mkdtemp(dir));
+    write_two_variants(dir);
+    struct ac_backend *rb;
+    struct ac_routed_params rp = {.dir = dir, .n_ctx = 128};
+    if (ac_backend_routed_new(&rb, &rp, err) != 0) fail_msg("routed backend: %s", err);
+    gate.base.ops = &GATE_OPS;
+    gate.inner = rb;
+    pthread_mutex_init(&gate.mu, NULL);
+    pthread_cond_init(&gate.cv, NULL);
+    struct ac_server *rs;
+    struct ac_server_config cfg = {.port = 0};
+    assert_int_equal(ac_server_start(&rs, &cfg, &gate.base, err), 0);
+    const int rport = ac_server_port(rs);
+
+    static const char *const bodies[] = {
+        "{\"model\":\"f16\",\"prompt\":\"hello\",\"temperature\":0,\"max_tokens\":3}",
+        "{\"model\":\"f16\",\"prompt\":\"hello again\",\"temperature\":0,\"max_tokens\":3}",
+        "{\"model\":\"lite\",\"prompt\":\"hello\",\"temperature\":0,\"max_tokens\":3}",
+    };
+    int fds[3];
+    for (int k = 0; k < 3; k++) {
+        fds[k] = connect_to(rport);
+        assert_true(fds[k] >= 0);
+        send_request(fds[k], "POST", "/v1/completions", NULL, NULL, bodies[k], strlen(bodies[k]));
+        if (k == 0) { /* the first is running (held at the gate) before the others queue */
+            pthread_mutex_lock(&gate.mu);
+            while (!gate.entered) pthread_cond_wait(&gate.cv, &gate.mu);
+            pthread_mutex_unlock(&gate.mu);
+        }
+    }
+    for (;;) { /* both others queued behind it */
+        struct http h = request_to(rport, "GET", "/health", NULL, NULL, NULL, 0);
+        const bool queued = strstr(h.body, "\"queue_depth\":2") != NULL;
+        http_free(&h);
+        if (queued) break;
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    }
+    pthread_mutex_lock(&gate.mu);
+    gate.open = true;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    static const char *const variants[] = {"f16", "f16", "lite"};
+    for (int k = 0; k < 3; k++) {
+        struct http h;
+        read_response(fds[k], &h);
+        close(fds[k]);
+        if (h.status != 200) fail_msg("request %d: %d %s", k, h.status, h.body);
+        cJSON *j = parse_json(&h);
+        assert_string_equal(json_str(j, "agentcompress.variant"), variants[k]);
+        cJSON_Delete(j);
+        http_free(&h);
+    }
+    struct http h = request_to(rport, "GET", "/metrics", NULL, NULL, NULL, 0);
+    /* f16 loaded for the first request; lite prefetched while the second
+     * (f16, run before it as the loaded variant's) ran */
+    assert_int_equal(metric(h.body, "agentcompress_variant_cache_misses_total"), 1);
+    assert_int_equal(metric(h.body, "agentcompress_variant_swaps_total"), 1);
+    assert_int_equal(metric(h.body, "agentcompress_variant_cache_hits_total"), 2);
+    assert_int_equal(metric(h.body, "agentcompress_variant_prefetches_total"), 1);
+    assert_int_equal(metric(h.body, "agentcompress_variant_prefetch_hits_total"), 1);
+    http_free(&h);
+    ac_server_stop(rs);
+    ac_backend_free(rb);
+    pthread_cond_destroy(&gate.cv);
+    pthread_mutex_destroy(&gate.mu);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* A remote variant: a routed server forwards to a second server on
  * loopback; the answer equals asking that server directly, streamed or not,
  * and an unreachable endpoint is a clean 5xx. */
@@ -1042,6 +1201,7 @@ int main(void) {
         cmocka_unit_test(test_openai_python),
         cmocka_unit_test(test_routed_backend),
         cmocka_unit_test(test_scheduler),
+        cmocka_unit_test(test_prefetch_next_variant),
         cmocka_unit_test(test_remote_variant),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -18,17 +18,26 @@ struct entry {
     struct ac_model *model; /* NULL when not resident */
     int pins;
     long last_use;          /* acquisition clock of the last use, -1 never */
+    bool loading;           /* its bytes are counted, its file is being read */
+    bool queued;            /* a prefetch the loader thread has not started */
+    bool prefetched;        /* loaded by a prefetch, not acquired since */
 };
 
 struct ac_variant_cache {
     pthread_mutex_t mu;
+    pthread_cond_t loaded_cv; /* a load finished (or failed) */
+    pthread_cond_t work_cv;   /* the loader: a prefetch was queued, or stop */
     char dir[4096];
     struct ac_cache_params p;
     int n;
     struct entry *e;
+    size_t largest;       /* bytes of the largest local variant */
+    size_t loading_bytes; /* of the variants being loaded */
     int *history; /* ring of the last `window` acquired entry indices */
     long clock;   /* acquisitions so far */
     struct ac_cache_stats st;
+    pthread_t loader;
+    bool loader_started, stopping;
 };
 
 void ac_cache_params_default(struct ac_cache_params *p) {
@@ -61,6 +70,9 @@ int ac_cache_new(struct ac_variant_cache **out, const char *dir, const struct ac
                  const struct ac_cache_params *p, char *err) {
     struct ac_variant_cache *c = calloc(1, sizeof *c);
     if (!c) return ac_errf(err, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->loaded_cv, NULL);
+    pthread_cond_init(&c->work_cv, NULL);
     if (p)
         c->p = *p;
     else
@@ -74,7 +86,6 @@ int ac_cache_new(struct ac_variant_cache **out, const char *dir, const struct ac
         ac_cache_free(c);
         return ac_errf(err, "out of memory");
     }
-    size_t largest = 0;
     for (int i = 0; i < c->n; i++) {
         char path[8192];
         struct stat sb;
@@ -86,45 +97,76 @@ int ac_cache_new(struct ac_variant_cache **out, const char *dir, const struct ac
             return ac_errf(err, "%s: variant '%s' has no file", path, man->variants[i].name);
         }
         c->e[i].bytes = (size_t)sb.st_size;
-        if (c->e[i].bytes > largest) largest = c->e[i].bytes;
+        if (c->e[i].bytes > c->largest) c->largest = c->e[i].bytes;
     }
-    if (c->p.budget_bytes == 0) c->p.budget_bytes = 2 * largest;
-    pthread_mutex_init(&c->mu, NULL);
+    if (c->p.budget_bytes == 0) c->p.budget_bytes = 2 * c->largest;
     *out = c;
     return 0;
 }
 
 void ac_cache_free(struct ac_variant_cache *c) {
     if (!c) return;
+    if (c->loader_started) { /* a load in progress finishes; queued ones are dropped */
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_signal(&c->work_cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->loader, NULL);
+    }
     for (int i = 0; i < c->n && c->e; i++) ac_model_free(c->e[i].model);
-    if (c->e) pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->work_cv);
+    pthread_cond_destroy(&c->loaded_cv);
+    pthread_mutex_destroy(&c->mu);
     free(c->e);
     free(c->history);
     free(c);
 }
 
 /* Maps and validates the file, then reads every page once so the first
- * tokens run at memory speed (a mapped file otherwise faults per page). */
-static int load(struct ac_variant_cache *c, int i, char *err) {
+ * tokens run at memory speed (a mapped file otherwise faults per page).
+ * Runs without the mutex: it reads only what never changes. */
+static int load_file(const struct ac_variant_cache *c, int i, struct ac_model **model, double *seconds, char *err) {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", c->dir, c->e[i].v->file);
     const double t0 = ac_time_s();
-    if (ac_model_load(&c->e[i].model, path, err) != 0) return -1;
-    const volatile uint8_t *base = c->e[i].model->file->base;
-    const size_t size = c->e[i].model->file->size;
+    if (ac_model_load(model, path, err) != 0) return -1;
+    const volatile uint8_t *base = (*model)->file->base;
+    const size_t size = (*model)->file->size;
     uint8_t sink = 0;
     for (size_t off = 0; off < size; off += 4096) sink ^= base[off];
     (void)sink;
-    c->st.last_swap_seconds = ac_time_s() - t0;
-    c->st.swap_seconds += c->st.last_swap_seconds;
-    c->st.bytes_loaded += (double)c->e[i].bytes;
-    c->st.resident_bytes += c->e[i].bytes;
+    *seconds = ac_time_s() - t0;
     return 0;
+}
+
+/* Counts entry i's bytes and marks it loading (under mu): from here on it
+ * cannot be evicted, and others wait for it instead of loading it twice. */
+static void begin_load(struct ac_variant_cache *c, int i) {
+    c->e[i].loading = true;
+    c->st.resident_bytes += c->e[i].bytes;
+    c->loading_bytes += c->e[i].bytes;
+}
+
+/* Under mu: installs the result of a load begun by begin_load (model NULL:
+ * it failed, its bytes are given back) and wakes whoever waits for it. */
+static void end_load(struct ac_variant_cache *c, int i, struct ac_model *model, double seconds) {
+    c->e[i].loading = false;
+    c->loading_bytes -= c->e[i].bytes;
+    if (model) {
+        c->e[i].model = model;
+        c->st.last_swap_seconds = seconds;
+        c->st.swap_seconds += seconds;
+        c->st.bytes_loaded += (double)c->e[i].bytes;
+    } else {
+        c->st.resident_bytes -= c->e[i].bytes;
+    }
+    pthread_cond_broadcast(&c->loaded_cv);
 }
 
 static void evict(struct ac_variant_cache *c, int i) {
     ac_model_free(c->e[i].model);
     c->e[i].model = NULL;
+    c->e[i].prefetched = false;
     c->st.resident_bytes -= c->e[i].bytes;
     c->st.evictions++;
 }
@@ -158,21 +200,40 @@ int ac_cache_acquire(struct ac_variant_cache *c, const char *name, struct ac_mod
     }
     c->history[c->clock % c->p.window] = i;
     c->e[i].last_use = c->clock++;
-    const bool resident = c->e[i].model != NULL;
-    if (!resident) {
-        if (!make_room(c, c->e[i].bytes, i, 2.0)) {
+    struct entry *e = &c->e[i];
+    bool loaded_here = false;
+    while (!e->model) {
+        /* another load of it (a prefetch, another caller) is in flight: wait for
+         * it; a load of another variant holds its room until it ends, so wait
+         * for that when it is what stands in the way (rare: see ac_cache_prefetch) */
+        if (!e->loading && make_room(c, e->bytes, i, 2.0)) {
+            begin_load(c, i);
+            pthread_mutex_unlock(&c->mu);
+            struct ac_model *m = NULL;
+            double seconds = 0.0;
+            const int lrc = load_file(c, i, &m, &seconds, err);
+            pthread_mutex_lock(&c->mu);
+            end_load(c, i, lrc == 0 ? m : NULL, seconds);
+            if (lrc != 0) goto done;
+            loaded_here = true;
+        } else if (e->loading || c->loading_bytes > 0) {
+            pthread_cond_wait(&c->loaded_cv, &c->mu);
+        } else {
             ac_errf(err, "variant '%s' (%zu bytes) does not fit the %zu-byte budget beside the variants in use", name,
-                    c->e[i].bytes, c->p.budget_bytes);
+                    e->bytes, c->p.budget_bytes);
             goto done;
         }
-        if (load(c, i, err) != 0) goto done;
+    }
+    if (loaded_here) {
         c->st.misses++;
     } else {
         c->st.hits++;
+        c->st.prefetch_hits += e->prefetched;
     }
-    c->e[i].pins++;
-    *model = c->e[i].model;
-    if (hit) *hit = resident;
+    e->prefetched = false;
+    e->pins++;
+    *model = e->model;
+    if (hit) *hit = !loaded_here;
     rc = 0;
 done:
     pthread_mutex_unlock(&c->mu);
@@ -186,16 +247,60 @@ void ac_cache_release(struct ac_variant_cache *c, const char *name) {
     pthread_mutex_unlock(&c->mu);
 }
 
-int ac_cache_prefetch(struct ac_variant_cache *c, const char *name, char *err) {
+/* The cache's loader thread: runs the queued prefetches one at a time. */
+static void *loader_main(void *arg) {
+    struct ac_variant_cache *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        int i = 0;
+        while (i < c->n && !c->e[i].queued) i++;
+        if (c->stopping) break;
+        if (i == c->n) {
+            pthread_cond_wait(&c->work_cv, &c->mu);
+            continue;
+        }
+        c->e[i].queued = false;
+        pthread_mutex_unlock(&c->mu);
+        struct ac_model *m = NULL;
+        double seconds = 0.0;
+        char err[AC_ERR_LEN]; /* a failed prefetch only means the request loads it itself */
+        const int rc = load_file(c, i, &m, &seconds, err);
+        pthread_mutex_lock(&c->mu);
+        end_load(c, i, rc == 0 ? m : NULL, seconds);
+        if (rc == 0) {
+            c->e[i].prefetched = true;
+            c->st.prefetches++;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int ac_cache_prefetch(struct ac_variant_cache *c, const char *name, bool *started, char *err) {
+    if (started) *started = false;
     pthread_mutex_lock(&c->mu);
     int rc = 0;
     const int i = find(c, name);
-    if (i < 0)
+    if (i < 0) {
         rc = ac_errf(err, "unknown variant '%s'", name);
-    else if (!c->e[i].v->file)
-        rc = 0;
-    else if (!c->e[i].model && make_room(c, c->e[i].bytes, i, priority(c, i)))
-        rc = load(c, i, err);
+        goto done;
+    }
+    struct entry *e = &c->e[i];
+    if (!e->v->file || e->model || e->loading || c->stopping) goto done;
+    if (c->loading_bytes + e->bytes + c->largest > c->p.budget_bytes) goto done;
+    if (!c->loader_started) {
+        if (pthread_create(&c->loader, NULL, loader_main, c) != 0) {
+            rc = ac_errf(err, "cannot start the prefetch thread");
+            goto done;
+        }
+        c->loader_started = true;
+    }
+    if (!make_room(c, e->bytes, i, priority(c, i))) goto done;
+    begin_load(c, i);
+    e->queued = true;
+    pthread_cond_signal(&c->work_cv);
+    if (started) *started = true;
+done:
     pthread_mutex_unlock(&c->mu);
     return rc;
 }

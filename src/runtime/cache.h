@@ -5,7 +5,9 @@
  *
  * A loaded variant is memory-mapped and pre-faulted (every page read once)
  * so that its first token does not pay the page faults; the time of that
- * load is the swap time. Thread-safe: one mutex guards the table. */
+ * load is the swap time. Thread-safe: one mutex guards the table, and is
+ * not held while a file loads, so a load never holds up requests for
+ * other variants. Prefetches load on the cache's own thread. */
 #ifndef AC_CACHE_H
 #define AC_CACHE_H
 
@@ -26,10 +28,12 @@ struct ac_cache_params {
 
 struct ac_cache_stats {
     long hits, misses, evictions;
+    long prefetches;    /* variants loaded ahead of the request that needs them */
+    long prefetch_hits; /* acquisitions that found a prefetched variant (resident or loading) */
     double bytes_loaded;
     double swap_seconds; /* total time spent loading */
     double last_swap_seconds;
-    size_t resident_bytes;
+    size_t resident_bytes; /* resident and being loaded */
 };
 
 void ac_cache_params_default(struct ac_cache_params *p);
@@ -41,15 +45,22 @@ void ac_cache_free(struct ac_variant_cache *c);
 
 /* The model of variant `name`, loaded if needed (evicting unpinned variants
  * by lowest priority until it fits), and pinned until ac_cache_release.
- * *hit says whether it was resident. Fails if the variant is unknown or
- * cannot fit beside the variants in use. */
+ * *hit says whether this call did not have to start the load: the variant
+ * was resident, or being loaded (by a prefetch or another caller: then it
+ * waits for that load). Fails if the variant is unknown or cannot fit
+ * beside the variants in use and being loaded. */
 int ac_cache_acquire(struct ac_variant_cache *c, const char *name, struct ac_model **model, bool *hit, char *err);
 void ac_cache_release(struct ac_variant_cache *c, const char *name);
 
-/* Loads name if it fits without evicting anything in use or with a higher
- * priority than its own; a no-op when resident. For the queue head while
- * the current request runs. */
-int ac_cache_prefetch(struct ac_variant_cache *c, const char *name, char *err);
+/* Starts loading name in the background (the cache's thread) if it fits
+ * without evicting anything in use or with a higher priority than its own,
+ * and if the variants being loaded, this one included, leave room for the
+ * largest variant: a later acquisition of any variant then never waits
+ * for or fails because of a prefetch. The decision and the room are taken
+ * now; the load runs after the call returns. *started (may be NULL) says
+ * whether a load began; resident, loading or remote variants are a no-op.
+ * For the variant of the queue's next request while the current one runs. */
+int ac_cache_prefetch(struct ac_variant_cache *c, const char *name, bool *started, char *err);
 
 bool ac_cache_is_resident(struct ac_variant_cache *c, const char *name);
 /* Current priority of a variant (0 if never used). */

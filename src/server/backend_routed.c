@@ -26,6 +26,9 @@ struct routed {
     struct ac_tokenizer *tok;
     int fixed;                  /* variant index for routed requests without a controller */
     int n_ctx, n_threads;
+    pthread_mutex_t pf_mu;
+    int pf_next;    /* variant of the request expected next (-1: none) */
+    int pf_running; /* variant the current run holds (-1: none yet) */
 };
 
 struct ac_prepared {
@@ -120,6 +123,29 @@ static int routed_prepare(struct ac_backend *b, const struct ac_gen_request *req
 
 static int routed_n_prompt(const struct ac_prepared *p) { return p->n_ids; }
 
+/* Starts loading variant `next` in the background unless it is the one
+ * running or remote; the cache decides whether it fits (ac_cache_prefetch). */
+static void prefetch_variant(struct routed *r, int next, int running) {
+    if (next < 0 || next >= r->man->n_variants || next == running || !r->man->variants[next].file) return;
+    char err[AC_ERR_LEN]; /* a prefetch that cannot start only means the request loads it itself */
+    (void)ac_cache_prefetch(r->cache, r->man->variants[next].name, NULL, err);
+}
+
+/* The next request's variant loads once the current run holds its own: a
+ * prefetch then never evicts it nor delays its load. */
+static void routed_prefetch(struct ac_backend *b, int next_group) {
+    struct routed *r = (struct routed *)b;
+    pthread_mutex_lock(&r->pf_mu);
+    r->pf_next = next_group;
+    const int running = r->pf_running;
+    pthread_mutex_unlock(&r->pf_mu);
+    if (running >= 0) prefetch_variant(r, next_group, running);
+}
+
+static void routed_cache_stats(struct ac_backend *b, struct ac_cache_stats *out) {
+    ac_cache_get_stats(((struct routed *)b)->cache, out);
+}
+
 static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
                       void *user, struct ac_run_result *res, char *err) {
     struct routed *r = (struct routed *)b;
@@ -139,6 +165,11 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
     struct ac_model *model;
     bool hit;
     if (ac_cache_acquire(r->cache, v->name, &model, &hit, err) != 0) return -1;
+    pthread_mutex_lock(&r->pf_mu);
+    r->pf_running = p->variant;
+    const int next = r->pf_next;
+    pthread_mutex_unlock(&r->pf_mu);
+    prefetch_variant(r, next, p->variant);
     struct ac_context *ctx = NULL;
     struct ac_context_params cp = {.n_ctx = r->n_ctx, .n_threads = r->n_threads};
     int rc = ac_context_new(&ctx, model, &cp, err);
@@ -146,6 +177,9 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
         rc = ac_variant_apply_config(model, ctx, r->dir, r->man, v->file, p->prune, p->sparsity, err);
     if (rc == 0) rc = ac_backend_generate(ctx, r->tok, p->ids, p->n_ids, req, emit, user, res, err);
     ac_context_free(ctx);
+    pthread_mutex_lock(&r->pf_mu);
+    r->pf_running = -1;
+    pthread_mutex_unlock(&r->pf_mu);
     ac_cache_release(r->cache, v->name);
     if (rc != 0) return -1;
     res->variant = v->name;
@@ -173,6 +207,7 @@ static void routed_free(struct ac_backend *b) {
     ac_model_free(r->f16);
     ac_manifest_free(r->man);
     pthread_mutex_destroy(&r->ctrl_mu);
+    pthread_mutex_destroy(&r->pf_mu);
     free(r);
 }
 
@@ -184,6 +219,8 @@ static const struct ac_backend_ops ROUTED_OPS = {
     .run = routed_run,
     .prepared_free = routed_prepared_free,
     .group = routed_group,
+    .prefetch = routed_prefetch,
+    .cache_stats = routed_cache_stats,
     .free = routed_free,
 };
 
@@ -193,6 +230,8 @@ int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params
     if (!r) return ac_errf(err, "out of memory");
     r->base.ops = &ROUTED_OPS;
     pthread_mutex_init(&r->ctrl_mu, NULL);
+    pthread_mutex_init(&r->pf_mu, NULL);
+    r->pf_next = r->pf_running = -1;
     snprintf(r->dir, sizeof r->dir, "%s", p->dir);
     r->n_threads = p->n_threads;
     char path[8192];

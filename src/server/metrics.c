@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/cache.h"
 #include "server/server_internal.h"
 
 const double ac_latency_bounds[AC_METRICS_BUCKETS] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, -1};
@@ -81,7 +82,10 @@ static int gauge(struct ac_buf *out, const char *name, const char *help, long lo
     return ac_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name, help, name, name, v);
 }
 
-int ac_metrics_render(struct ac_metrics *m, int queue_depth, int in_flight, struct ac_buf *out) {
+int ac_metrics_render(struct ac_metrics *m, int queue_depth, int in_flight, const struct ac_cache_stats *cache,
+                      struct ac_buf *out) {
+    static const struct ac_cache_stats no_cache;
+    if (!cache) cache = &no_cache;
     int rc = 0;
     pthread_mutex_lock(&m->mu);
     rc |= ac_buf_printf(out, "# HELP agentcompress_requests_total HTTP requests answered, by endpoint and status.\n"
@@ -105,6 +109,18 @@ int ac_metrics_render(struct ac_metrics *m, int queue_depth, int in_flight, stru
                   m->cache_hits);
     rc |= counter(out, "agentcompress_variant_cache_misses_total", "Requests whose variant had to be loaded.",
                   m->cache_misses);
+    rc |= counter(out, "agentcompress_variant_prefetches_total",
+                  "Variants loaded in the background for the next queued request while another ran.",
+                  (uint64_t)cache->prefetches);
+    rc |= counter(out, "agentcompress_variant_prefetch_hits_total",
+                  "Requests whose variant had been prefetched (resident or still loading).",
+                  (uint64_t)cache->prefetch_hits);
+    rc |= ac_buf_printf(out, "# HELP agentcompress_variant_load_seconds_total Time spent loading variants (swaps "
+                             "and prefetches).\n# TYPE agentcompress_variant_load_seconds_total counter\n"
+                             "agentcompress_variant_load_seconds_total %.6f\n",
+                        cache->swap_seconds);
+    rc |= gauge(out, "agentcompress_variant_resident_bytes", "Bytes of the variants resident or being loaded.",
+                (long long)cache->resident_bytes);
     rc |= counter(out, "agentcompress_client_disconnects_total", "Streams the client closed before the end.",
                   m->client_disconnects);
     rc |= gauge(out, "agentcompress_queue_depth", "Requests waiting for the inference worker.", queue_depth);

@@ -23,6 +23,7 @@
 
 #include <microhttpd.h>
 
+#include "runtime/cache.h"
 #include "server/server_internal.h"
 #include "server/telemetry.h"
 
@@ -45,6 +46,7 @@ struct ac_server {
     struct job *head, *tail; /* jobs waiting for the worker, oldest first */
     int last_group;          /* the configuration the worker ran last (-1: none) */
     int queue_depth;
+    bool running;  /* the worker is running a job */
     int in_flight; /* requests between first call and completion */
     bool draining; /* new requests are refused */
     bool stopping; /* the worker exits once the queue is empty */
@@ -193,15 +195,34 @@ int ac_sched_pick(int last_group, const int *groups, const int *passed_over, int
     return 0;
 }
 
-/* Unlinks the scheduler's pick (under s->mu; the queue is not empty). */
-static struct job *take_next(struct ac_server *s) {
+/* Index of the scheduler's pick in the queue, -1 when empty (under s->mu). */
+static int sched_pick_locked(const struct ac_server *s) {
     int groups[SCHED_WINDOW], passed[SCHED_WINDOW], n = 0;
-    for (struct job *q = s->head; q && n < SCHED_WINDOW; q = q->next, n++) {
+    for (const struct job *q = s->head; q && n < SCHED_WINDOW; q = q->next, n++) {
         groups[n] = q->group;
         passed[n] = q->passed_over;
     }
-    if (n == 0) return NULL;
-    const int pick = ac_sched_pick(s->last_group, groups, passed, n, SCHED_MAX_PASS);
+    return n == 0 ? -1 : ac_sched_pick(s->last_group, groups, passed, n, SCHED_MAX_PASS);
+}
+
+/* The group of the job the worker will take next if nothing else arrives,
+ * -1 for none (under s->mu). */
+static int next_group_locked(const struct ac_server *s) {
+    const struct job *j = s->head;
+    for (int i = sched_pick_locked(s); j && i > 0; i--) j = j->next;
+    return j ? j->group : -1;
+}
+
+/* Tells the backend what runs next so it can prepare it (load its variant)
+ * while the current run goes on. Called without s->mu. */
+static void hint_next(struct ac_server *s, int next_group) {
+    if (s->backend->ops->prefetch) s->backend->ops->prefetch(s->backend, next_group);
+}
+
+/* Unlinks the scheduler's pick (under s->mu). */
+static struct job *take_next(struct ac_server *s) {
+    const int pick = sched_pick_locked(s);
+    if (pick < 0) return NULL;
     struct job *prev = NULL, *j = s->head;
     for (int i = 0; i < pick; i++) {
         j->passed_over++;
@@ -227,9 +248,15 @@ static void *worker_main(void *arg) {
         struct job *j = take_next(s);
         if (!j) break;
         const bool skip = j->cancelled; /* its client left while it waited */
+        const int next = next_group_locked(s);
+        s->running = !skip;
         pthread_mutex_unlock(&s->mu);
-        if (!skip) run_job(s, j);
+        if (!skip) {
+            hint_next(s, next);
+            run_job(s, j);
+        }
         pthread_mutex_lock(&s->mu);
+        s->running = false;
         j->done = true;
         pthread_cond_broadcast(&j->cv);
         job_unref_locked(j);
@@ -250,8 +277,11 @@ static int enqueue(struct ac_server *s, struct job *j) {
     else s->head = j;
     s->tail = j;
     s->queue_depth++;
+    /* arriving while a run goes on, it may be the next: say so now */
+    const int next = s->running ? next_group_locked(s) : -1;
     pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
+    if (next >= 0) hint_next(s, next);
     return 0;
 }
 
@@ -476,8 +506,11 @@ static enum MHD_Result handle_get(struct ac_server *s, struct MHD_Connection *c,
         if (ac_buf_printf(&b, "{\"status\":\"ok\",\"queue_depth\":%d}", depth) != 0) return MHD_NO;
         return queue_json(c, cn, 200, b.p);
     }
+    struct ac_cache_stats cache;
+    const bool has_cache = s->backend->ops->cache_stats != NULL;
+    if (has_cache) s->backend->ops->cache_stats(s->backend, &cache);
     struct ac_buf b = {0};
-    if (ac_metrics_render(&s->metrics, depth, in_flight, &b) != 0) {
+    if (ac_metrics_render(&s->metrics, depth, in_flight, has_cache ? &cache : NULL, &b) != 0) {
         ac_buf_free(&b);
         return MHD_NO;
     }

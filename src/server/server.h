@@ -91,6 +91,7 @@ typedef bool (*ac_text_fn)(void *user, const char *text, size_t len);
 
 struct ac_backend;
 struct ac_prepared; /* a request made ready to run, backend-specific */
+struct ac_cache_stats; /* runtime/cache.h */
 
 struct ac_backend_ops {
     /* Model names clients may use, for GET /v1/models; index 0 is the default. */
@@ -111,6 +112,13 @@ struct ac_backend_ops {
     /* The configuration a prepared request will run on, so the scheduler
      * can group requests and cut swaps; NULL or -1: no grouping. */
     int (*group)(const struct ac_prepared *p);
+    /* May be NULL. The group of the request the scheduler expects to run
+     * after the current (or about to start) run, -1 for none: the backend
+     * may make it ready in the background (load its variant) once the
+     * current run holds what it needs, never delaying that run. Thread-safe. */
+    void (*prefetch)(struct ac_backend *b, int next_group);
+    /* May be NULL (no variant cache): its counters, for /metrics. */
+    void (*cache_stats)(struct ac_backend *b, struct ac_cache_stats *out);
     void (*free)(struct ac_backend *b);
 };
 

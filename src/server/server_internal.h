@@ -120,7 +120,9 @@ const char *ac_endpoint_name(enum ac_endpoint ep);
 void ac_metrics_request(struct ac_metrics *m, enum ac_endpoint ep, int status, double seconds);
 void ac_metrics_generation(struct ac_metrics *m, const struct ac_run_result *res);
 void ac_metrics_disconnect(struct ac_metrics *m);
-/* Prometheus text exposition format 0.0.4. */
-int ac_metrics_render(struct ac_metrics *m, int queue_depth, int in_flight, struct ac_buf *out);
+/* Prometheus text exposition format 0.0.4; cache: the backend's variant
+ * cache counters, NULL when it has none (they read zero). */
+int ac_metrics_render(struct ac_metrics *m, int queue_depth, int in_flight, const struct ac_cache_stats *cache,
+                      struct ac_buf *out);
 
 #endif
