@@ -97,6 +97,11 @@ static const struct check_case cases[] = {
     {"{\"type\":\"number\",\"value\":19}", "COVID-19", true},
     {"{\"type\":\"number\",\"value\":200,\"rel_tolerance\":0.05}", "205 ms", true},
     {"{\"type\":\"number\",\"value\":200,\"rel_tolerance\":0.05}", "211 ms", false},
+    {"{\"type\":\"number\",\"value\":3e8,\"rel_tolerance\":0.01}", "c = 3.00 \xc3\x97 10^8 m/s", true},
+    {"{\"type\":\"number\",\"value\":-273.15}", "\xe2\x88\x92" "273.15 \xc2\xb0" "C", true},
+    {"{\"type\":\"number\",\"value\":-57.3,\"tolerance\":0.1}", "\xce\x94H = -57.3 kJ/mol", true},
+    {"{\"type\":\"number\",\"value\":7.4}", "pH 7.4 at 37 \xc2\xb0" "C", true},
+    {"{\"type\":\"number\",\"value\":50}", "The flow is 5 mL/min, not 50", false},
 
     /* choice: whole word / phrase, no other option */
     {"{\"type\":\"choice\",\"options\":[\"acid\",\"base\",\"salt\"],\"answer\":\"acid\"}", "It is an acid.", true},
@@ -122,6 +127,12 @@ static const struct check_case cases[] = {
      true},
     {"{\"type\":\"choice\",\"options\":[\"mitosis\",\"meiosis\"],\"answer\":\"meiosis\"}",
      "**Meiosis** (two divisions)", true},
+    {"{\"type\":\"choice\",\"options\":[\"exothermic\",\"endothermic\"],\"answer\":\"exothermic\"}",
+     "Exothermic: an endothermic reaction would absorb heat instead.", false},
+    {"{\"type\":\"choice\",\"options\":[\"prokaryote\",\"eukaryote\"],\"answer\":\"eukaryote\"}",
+     "Unlike prokaryotes, yeast is a eukaryote.", true},
+    {"{\"type\":\"choice\",\"options\":[\"TCP\",\"UDP\"],\"answer\":\"UDP\"}",
+     "DNS queries normally use UDP (port 53).", true},
 
     /* json_keys: an object anywhere, prose and fences allowed */
     {"{\"type\":\"json_keys\",\"keys\":[\"name\",\"formula\"]}", "{\"name\": \"water\", \"formula\": \"H2O\"}", true},
@@ -140,6 +151,12 @@ static const struct check_case cases[] = {
     {"{\"type\":\"json_keys\",\"keys\":[\"gene\"]}", "[\"gene\"]", false},
     {"{\"type\":\"json_keys\",\"keys\":[\"gene\"]}", "{{{{", false},
     {"{\"type\":\"json_keys\",\"keys\":[\"gene\"]}", "", false},
+    {"{\"type\":\"json_keys\",\"keys\":[\"name\",\"band\"]}",
+     "The gene is {\"name\": \"TP53\", \"band\": \"17p13.1\"}, as requested.", true},
+    {"{\"type\":\"json_keys\",\"keys\":[\"name\",\"band\"]}", "First {\"name\": \"TP53\"} then {\"band\": \"17p13.1\"}",
+     false},
+    {"{\"type\":\"json_keys\",\"keys\":[\"smiles\",\"note\"]}",
+     "Benzene: {\"smiles\": \"C1=CC=CC=C1\", \"note\": \"ring }{ closes\"} (aromatic)", true},
 };
 
 static void build_line(char *buf, size_t n, const char *check) {

@@ -13,7 +13,12 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <time.h>
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -253,6 +258,280 @@ static void test_train_route_run(void **state) {
     assert_int_equal(sh("rm -rf $T/ac_vdir2 $T/ac_ctrl.gguf $T/ac_profile.jsonl"), 0);
 }
 
+/* ---------------------------------------------------------------- validate */
+
+static void write_text(const char *name, const char *text) {
+    FILE *f = fopen(tpath(name), "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+#define WF_LINE(wf, dom, st, prompt, check)                                                                        \
+    "{\"workflow\": \"" wf "\", \"domain\": \"" dom "\", \"stage\": " #st ", \"kind\": \"extraction\", "           \
+    "\"prompt\": \"" prompt "\", \"max_tokens\": 8, \"check\": " check "}\n"
+#define NONE "{\"type\": \"none\"}"
+
+/* Every malformed line is one "FILE:LINE: reason" error and exit status 1;
+ * a good file is one summary line and 0. */
+static void test_validate(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *needle; /* after "FILE:" */
+    } bad[] = {
+        {WF_LINE("a", "cs", 1, "p", NONE) "{\"workflow\": \"a\", \"stage\": 2,\n", "2: bad JSON"},
+        {WF_LINE("a", "cs", 1, "p", NONE) WF_LINE("a", "cs", 2, "p", NONE)
+             WF_LINE("b", "cs", 1, "p", "{\"type\": \"fuzzy\"}"),
+         "3: unknown check type \"fuzzy\""},
+        {"{\"workflow\": \"a\", \"domain\": \"cs\", \"stage\": 1, \"kind\": \"k\", \"max_tokens\": 8, \"check\": " NONE
+         "}\n",
+         "1: missing field \"prompt\""},
+        {WF_LINE("a", "cs", 1, "p", NONE) "\n" WF_LINE("b", "physics", 1, "then {prev}", NONE),
+         "3: stage 1 uses {prev}"},
+        {WF_LINE("a", "cs", 1, "p", NONE) WF_LINE("b", "astronomy", 1, "p", NONE), "2: unknown domain \"astronomy\""},
+    };
+    char needle[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text("bad.jsonl", bad[i].text);
+        snprintf(needle, sizeof needle, "%s:%s", tpath("bad.jsonl"), bad[i].needle);
+        struct result r = run("validate $T/bad.jsonl");
+        assert_int_equal(r.status, 1);
+        free_result(&r);
+        expect_fail("validate $T/bad.jsonl", needle);
+    }
+    /* the domain set is the user's: any, or a list */
+    struct result r = run("validate $T/bad.jsonl --domains any");
+    assert_int_equal(r.status, 0);
+    free_result(&r);
+    r = run("validate $T/bad.jsonl --domains 'cs, astronomy'");
+    assert_int_equal(r.status, 0);
+    free_result(&r);
+    expect_fail("validate $T/bad.jsonl --domains cs,", "empty name");
+
+    write_text("good.jsonl",
+               WF_LINE("chem-1", "chemistry", 1, "Formula of water?", "{\"type\": \"exact\", \"value\": \"H2O\"}")
+                   WF_LINE("chem-1", "chemistry", 2, "As JSON: {prev}", "{\"type\": \"json_keys\", \"keys\": [\"f\"]}")
+                       WF_LINE("cs-1", "cs", 1, "p", NONE));
+    r = run("validate $T/good.jsonl");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    snprintf(needle, sizeof needle,
+             "%s: 2 workflows, 3 stages (1-2 per workflow); domains: chemistry 1, cs 1; kinds: extraction 3; checks: "
+             "exact 1, json_keys 1, none 1\n",
+             tpath("good.jsonl"));
+    assert_string_equal(r.out, needle);
+    free_result(&r);
+    /* splits are by workflow: one in two files is an error */
+    write_text("other.jsonl", WF_LINE("bio-1", "biology", 1, "p", NONE) WF_LINE("cs-1", "cs", 1, "p", NONE));
+    snprintf(needle, sizeof needle, "other.jsonl:2: workflow \"cs-1\" is also in %s (line 3)", tpath("good.jsonl"));
+    expect_fail("validate $T/good.jsonl $T/other.jsonl", needle);
+    expect_fail("validate", "give one or more");
+    expect_fail("validate $T/nonexistent.jsonl", "No such file");
+    /* the shipped splits */
+    r = run("validate bench/workflows/train.jsonl bench/workflows/dev.jsonl bench/workflows/test.jsonl");
+    if (r.status != 0) fail_msg("the shipped splits do not validate: %s", r.err);
+    assert_non_null(strstr(r.out, "3 files: "));
+    free_result(&r);
+    r = run("--help");
+    assert_non_null(strstr(r.out, "validate"));
+    free_result(&r);
+    sh("rm -f $T/bad.jsonl $T/good.jsonl $T/other.jsonl");
+}
+
+/* ---------------------------------------------------------------- profile and SIGINT */
+
+extern char **environ;
+
+/* The rows of a profile without wall times, in a fixed order, as text. */
+static char *profile_rows(const char *db_path) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT r.stage_id, r.config_id, c.name, r.output, r.success, r.fidelity, r.n_prompt, "
+                           "r.n_generated, r.weight_bytes, s.workflow, s.stage, s.prompt, s.f16_output, "
+                           "hex(s.f16_ids), s.f16_success FROM results r JOIN stages s ON s.id = r.stage_id "
+                           "JOIN configs c ON c.id = r.config_id ORDER BY r.stage_id, c.name",
+                           -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", db_path, sqlite3_errmsg(db));
+    size_t cap = 1 << 12, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW)
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const char *v = (const char *)sqlite3_column_text(st, c);
+            const size_t n = strlen(v ? v : "NULL") + 2;
+            if (len + n >= cap) {
+                cap = 2 * (len + n);
+                out = realloc(out, cap);
+                assert_non_null(out);
+            }
+            len += (size_t)snprintf(out + len, cap - len, "%s%c", v ? v : "NULL",
+                                    c + 1 < sqlite3_column_count(st) ? '|' : '\n');
+        }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+static long profile_count(const char *db_path, const char *sql) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long v = -1;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void pause_us(long us) {
+    const struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits at most timeout_s for the child; its exit status (128 + N for a
+ * signal), or -1 after killing it at the deadline. */
+static int wait_child(pid_t pid, double timeout_s) {
+    const double deadline = now_s() + timeout_s;
+    int st;
+    for (;;) {
+        const pid_t got = waitpid(pid, &st, WNOHANG);
+        if (got == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (got < 0) return -1;
+        if (now_s() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        pause_us(5000);
+    }
+}
+
+/* While the child profiles into db_path: takes the database's write lock
+ * (BEGIN IMMEDIATE) once the results table holds a row, so that the child
+ * can commit nothing more until the lock is released; returns the rows
+ * counted, 0 if the child ended first, -1 at the deadline. Between polls the
+ * lock is free, so the child runs; a collision costs it SQLite's busy wait,
+ * never an error (its busy timeout is 5 s, a poll holds the lock for
+ * microseconds). A poll that finds the lock taken gives up at once and comes
+ * back 0.5 ms later: SQLite's own busy wait backs off up to 100 ms a try, in
+ * which the child would commit many rows. */
+static long lock_once_rows_exist(pid_t pid, const char *db_path, sqlite3 **locked, double timeout_s) {
+    const double deadline = now_s() + timeout_s;
+    while (now_s() < deadline) {
+        if (waitpid(pid, &(int){0}, WNOHANG) != 0) return 0;
+        sqlite3 *db = NULL;
+        if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+            sqlite3_stmt *st = NULL;
+            long n = 0;
+            if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+                sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM results", -1, &st, NULL) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+            if (n > 0) {
+                *locked = db;
+                return n;
+            }
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        }
+        sqlite3_close(db);
+        pause_us(500);
+    }
+    return -1;
+}
+
+/* profile interrupted with SIGINT once rows exist, then run again, ends with
+ * the rows of an uninterrupted run: the same values, none twice. */
+static void test_profile_sigint_resume(void **state) {
+    (void)state;
+    enum { N_WORKFLOWS = 12, N_CONFIGS = 2 };
+    const long total = 2L * N_WORKFLOWS * N_CONFIGS; /* two stages a workflow */
+    assert_int_equal(sh("rm -rf $T/ac_sig && mkdir -p $T/ac_sig/v && "
+                        "cp tests/fixtures/tiny_llama.gguf $T/ac_sig/v/f16.gguf && "
+                        "cp tests/fixtures/tiny_llama.gguf $T/ac_sig/v/lite.gguf && "
+                        "printf '%s' '{\"base\": \"tiny\", \"variants\": ["
+                        "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, "
+                        "\"relative_cost\": 1}, {\"name\": \"lite\", \"file\": \"lite.gguf\", "
+                        "\"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}]}' > $T/ac_sig/v/manifest.json"),
+                     0);
+    FILE *f = fopen(tpath("ac_sig/tasks.jsonl"), "w");
+    assert_non_null(f);
+    for (int w = 0; w < N_WORKFLOWS; w++) {
+        fprintf(f, "{\"workflow\": \"w%d\", \"domain\": \"cs\", \"stage\": 1, \"kind\": \"x\", \"prompt\": "
+                   "\"count %d %d %d\", \"max_tokens\": 8, \"check\": {\"type\": \"none\"}}\n", w, w, w + 1, w + 2);
+        fprintf(f, "{\"workflow\": \"w%d\", \"domain\": \"cs\", \"stage\": 2, \"kind\": \"x\", \"prompt\": "
+                   "\"repeat: {prev}\", \"max_tokens\": 6, \"check\": {\"type\": \"contains\", \"value\": \"a\"}}\n", w);
+    }
+    fclose(f);
+
+    /* the interrupted run: a child of ours, so that it gets the SIGINT itself */
+    char cli_arg[256], vdir[256], tasks[256], part[256], errp[256];
+    snprintf(cli_arg, sizeof cli_arg, "%s", cli);
+    snprintf(vdir, sizeof vdir, "%s", tpath("ac_sig/v"));
+    snprintf(tasks, sizeof tasks, "%s", tpath("ac_sig/tasks.jsonl"));
+    snprintf(part, sizeof part, "%s", tpath("ac_sig/part.sqlite"));
+    snprintf(errp, sizeof errp, "%s", tpath("ac_sig/part_err.txt"));
+    char *argv[] = {cli_arg, "profile", "-V", vdir, "--tasks", tasks, "-o", part, "--configs", "f16,lite",
+                    "-t", "1", "--workers", "1", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, cli_arg, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    sqlite3 *lock = NULL;
+    const long rows_at_signal = lock_once_rows_exist(pid, part, &lock, 60.0);
+    if (rows_at_signal > 0) kill(pid, SIGINT);
+    sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(lock);
+    const int status = wait_child(pid, 60.0);
+    char *err = slurp(errp);
+    if (rows_at_signal <= 0) fail_msg("profile ended or stalled before any row (%ld): %s", rows_at_signal, err);
+    if (rows_at_signal >= total) fail_msg("profile wrote all %ld rows before the SIGINT: make the tasks longer", total);
+    /* a clean stop: the row in progress finished, the rest left for later */
+    if (status != 130 || !strstr(err, "stopped early")) fail_msg("interrupted profile: exit %d, stderr:\n%s", status, err);
+    free(err);
+    const long rows_after_stop = profile_count(part, "SELECT COUNT(*) FROM results");
+    assert_true(rows_after_stop >= rows_at_signal && rows_after_stop < total);
+
+    /* restarted, it does only what is left; an uninterrupted run into another file */
+    struct result r = run("profile -V $T/ac_sig/v --tasks $T/ac_sig/tasks.jsonl -o $T/ac_sig/part.sqlite "
+                          "--configs f16,lite -t 1 --workers 1");
+    if (r.status != 0) fail_msg("resumed profile: %s", r.err);
+    char done_line[128];
+    snprintf(done_line, sizeof done_line, "%ld rows written, %ld already there", total - rows_after_stop,
+             rows_after_stop);
+    if (!strstr(r.err, done_line)) fail_msg("resumed profile: '%s' not in:\n%s", done_line, r.err);
+    free_result(&r);
+    r = run("profile -V $T/ac_sig/v --tasks $T/ac_sig/tasks.jsonl -o $T/ac_sig/full.sqlite "
+            "--configs f16,lite -t 1 --workers 1");
+    if (r.status != 0) fail_msg("profile: %s", r.err);
+    free_result(&r);
+    assert_int_equal(profile_count(part, "SELECT COUNT(*) FROM results"), total);
+    assert_int_equal(profile_count(part, "SELECT COUNT(*) FROM (SELECT DISTINCT stage_id, config_id FROM results)"),
+                     total);
+    char *got = profile_rows(part), *want = profile_rows(tpath("ac_sig/full.sqlite"));
+    assert_string_equal(got, want);
+    printf("  SIGINT after %ld of %ld rows, %ld stored at the stop; resumed: the uninterrupted run's rows\n",
+           rows_at_signal, total, rows_after_stop);
+    free(got);
+    free(want);
+    assert_int_equal(sh("rm -rf $T/ac_sig"), 0);
+}
+
 int main(void) {
     const char *build = getenv("AC_BUILD");
     snprintf(cli, sizeof cli, "%s/agentcompress", build ? build : "build");
@@ -263,6 +542,8 @@ int main(void) {
         cmocka_unit_test(test_greedy_matches_reference),
         cmocka_unit_test(test_calibrate_kld),
         cmocka_unit_test(test_train_route_run),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_profile_sigint_resume),
     };
     const int failed = cmocka_run_group_tests(tests, NULL, NULL);
     sh("rm -rf \"$T\"");

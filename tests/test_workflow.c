@@ -192,6 +192,32 @@ static void test_empty_and_missing(void **state) {
     assert_null(s.workflow);
 }
 
+/* The loader accepts any domain; the domain check and the split check give
+ * the line of the offending workflow's first stage. */
+static void test_domains_and_disjoint(void **state) {
+    (void)state;
+    const char text_a[] = L("a1", "cs", 1, "p", NONE) L("a1", "cs", 2, "p", NONE) L("a2", "astronomy", 1, "p", NONE);
+    const char text_b[] = L("b1", "biology", 1, "p", NONE) L("a2", "astronomy", 1, "p", NONE);
+    struct ac_workflow_set a, b;
+    char err[AC_ERR_LEN] = "";
+    assert_int_equal(ac_workflows_parse(text_a, sizeof text_a - 1, "A", &a, err), 0);
+    assert_int_equal(ac_workflows_parse(text_b, sizeof text_b - 1, "B", &b, err), 0);
+    assert_int_equal(ac_workflows_check_domains(&a, "A", AC_BENCH_DOMAINS, err), -1);
+    assert_string_equal(err, "A:3: unknown domain \"astronomy\" (allowed: cs,physics,chemistry,biology)");
+    assert_int_equal(ac_workflows_check_domains(&a, "A", " astronomy , cs", err), 0);
+    assert_int_equal(ac_workflows_check_domains(&a, "A", "astro,cs", err), -1); /* names match whole */
+    assert_int_equal(ac_workflows_check_domains(&b, "B", "biology,astronomy", err), 0);
+    assert_int_equal(ac_workflows_check_disjoint(&a, "A", &b, "B", err), -1);
+    assert_string_equal(err, "B:2: workflow \"a2\" is also in A (line 3)");
+    assert_int_equal(ac_workflows_check_disjoint(&a, "A", &a, "A", err), -1);
+    ac_workflows_free(&b);
+    const char text_c[] = L("c1", "physics", 1, "p", NONE);
+    assert_int_equal(ac_workflows_parse(text_c, sizeof text_c - 1, "C", &b, err), 0);
+    assert_int_equal(ac_workflows_check_disjoint(&a, "A", &b, "C", err), 0);
+    ac_workflows_free(&a);
+    ac_workflows_free(&b);
+}
+
 /* ---- the shipped dataset ---- */
 
 static const char *const splits[] = {"bench/workflows/train.jsonl", "bench/workflows/dev.jsonl",
@@ -243,6 +269,7 @@ static void test_shipped_dataset(void **state) {
     for (int s = 0; s < 3; s++) {
         char err[AC_ERR_LEN] = "";
         int rc = ac_workflows_load(splits[s], &sets[s], err);
+        if (rc == 0) rc = ac_workflows_check_domains(&sets[s], splits[s], AC_BENCH_DOMAINS, err);
         if (rc) fprintf(stderr, "%s\n", err);
         assert_int_equal(rc, 0);
         for (size_t w = 0; w < sets[s].n_workflows; w++) {
@@ -305,6 +332,7 @@ int main(void) {
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_good_file),
         cmocka_unit_test(test_empty_and_missing),
+        cmocka_unit_test(test_domains_and_disjoint),
         cmocka_unit_test(test_shipped_dataset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -305,8 +305,8 @@ int ac_workflows_check_disjoint(const struct ac_workflow_set *a, const char *nam
         const struct ac_workflow *wb = &b->workflows[w];
         const struct ac_workflow *wa = ac_workflows_find(a, wb->id);
         if (wa)
-            return ac_errf(err, "%s:%d: workflow \"%s\" is also in %s (line %d)", name_b, b->stages[wb->first].line,
-                           wb->id, name_a, a->stages[wa->first].line);
+            return ac_errf(err, "%s:%d: workflow \"%s\" is also in %s (line %d)", name_b,
+                           b->stages[wb->first].line, wb->id, name_a, a->stages[wa->first].line);
     }
     return 0;
 }
