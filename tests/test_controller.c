@@ -487,7 +487,7 @@ struct net_ctx {
 static double net_obj(void *v) {
     struct net_ctx *c = v;
     ac_ctrl_forward(c->w, &c->p, c->T, c->noise, c->tau);
-    return ac_ctrl_task_loss(&c->cfg, &c->lp, c->w->a.soft, c->w->a.c[0], c->target, c->cost, c->fid, NULL, NULL,
+    return ac_ctrl_task_loss(&c->cfg, &c->lp, c->w->a.soft, c->w->a.c[0], c->target, c->cost, c->fid, NULL, NULL, NULL,
                              NULL, NULL) -
            (double)c->entropy_weight * ac_ctrl_entropy(c->w);
 }
@@ -523,8 +523,8 @@ static void test_fd_network(void **state) {
     float dyb[3][AC_CTRL_MAX_LEVELS], dc;
     float *dy[3] = {dyb[0], dyb[1], dyb[2]};
     ac_ctrl_forward(c.w, &c.p, c.T, c.noise, c.tau);
-    float loss = ac_ctrl_task_loss(&c.cfg, &c.lp, c.w->a.soft, c.w->a.c[0], c.target, c.cost, c.fid, dy, &dc, NULL,
-                                   NULL);
+    float loss = ac_ctrl_task_loss(&c.cfg, &c.lp, c.w->a.soft, c.w->a.c[0], c.target, c.cost, c.fid, NULL, dy, &dc,
+                                   NULL, NULL);
     printf("  whole network (tiny, T=%d of k=%d; per-config loss + aux + entropy bonus): loss %.4f, c %.3f\n", c.T, c.cfg.k, (double)loss,
            (double)c.w->a.c[0]);
     ac_ctrl_backward(c.w, &c.g, &c.p, dc, dy, c.tau, c.entropy_weight);
@@ -552,7 +552,7 @@ struct loss_ctx {
 
 static double loss_obj(void *v) {
     struct loss_ctx *c = v;
-    return ac_ctrl_task_loss(&c->cfg, &c->lp, c->y, c->c, c->target, c->cost, c->fid, NULL, NULL, NULL, NULL);
+    return ac_ctrl_task_loss(&c->cfg, &c->lp, c->y, c->c, c->target, c->cost, c->fid, NULL, NULL, NULL, NULL, NULL);
 }
 
 static void test_fd_loss(void **state) {
@@ -576,7 +576,7 @@ static void test_fd_loss(void **state) {
         c.lp.hinge_of_mean = mode == 1;
         const char *m = mode ? "hinge of mean" : "per-config hinge";
         char what[64];
-        ac_ctrl_task_loss(&c.cfg, &c.lp, c.y, c.c, c.target, c.cost, c.fid, dy, &dc, NULL, NULL);
+        ac_ctrl_task_loss(&c.cfg, &c.lp, c.y, c.c, c.target, c.cost, c.fid, NULL, dy, &dc, NULL, NULL);
         static const char *const head[3] = {"quant", "prune", "sparsity"};
         for (int j = 0; j < 3; j++) {
             snprintf(what, sizeof what, "loss (%s) dy %s", m, head[j]);
@@ -589,9 +589,9 @@ static void test_fd_loss(void **state) {
     float oh[3][AC_CTRL_MAX_LEVELS] = {{0, 0, 1, 0}, {0, 1, 0}, {1, 0, 0}};
     float *ohp[3] = {oh[0], oh[1], oh[2]};
     c.lp.hinge_of_mean = false;
-    float l1 = ac_ctrl_task_loss(&c.cfg, &c.lp, ohp, c.c, c.target, c.cost, c.fid, NULL, NULL, NULL, NULL);
+    float l1 = ac_ctrl_task_loss(&c.cfg, &c.lp, ohp, c.c, c.target, c.cost, c.fid, NULL, NULL, NULL, NULL, NULL);
     c.lp.hinge_of_mean = true;
-    float l2 = ac_ctrl_task_loss(&c.cfg, &c.lp, ohp, c.c, c.target, c.cost, c.fid, NULL, NULL, NULL, NULL);
+    float l2 = ac_ctrl_task_loss(&c.cfg, &c.lp, ohp, c.c, c.target, c.cost, c.fid, NULL, NULL, NULL, NULL, NULL);
     assert_true(fabsf(l1 - l2) < 1e-6f);
     for (int j = 0; j < 3; j++) free(c.y[j]);
     free(c.cost), free(c.fid);

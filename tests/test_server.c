@@ -27,13 +27,16 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "common/common.h"
+#include "compress/compress.h"
 #include "controller/controller.h"
 #include "model/model.h"
 #include "server/server.h"
 #include "server/server_internal.h"
 #include "tokenizer/tokenizer.h"
+#include "train/train.h"
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define VARIANT "SmolLM2-135M-Instruct.Q4_1"
@@ -924,16 +927,109 @@ static void test_routed_backend(void **state) {
     http_free(&h);
     ac_server_stop(rs);
     ac_backend_free(rb);
-    /* one telemetry row per run, routed ones with a complexity and task ids */
+    /* one telemetry row per run, routed ones with a complexity, all with the task's ids */
     snprintf(cmd, sizeof cmd,
              "test \"$(sqlite3 %s \"SELECT count(*), count(complexity), sum(cache_hit), sum(head_ids != '[]') "
-             "FROM requests\")\" = '5|2|%d|2'",
+             "FROM requests\")\" = '5|2|%d|5'",
              tele, n_hit);
     if (system(cmd) != 0) {
         snprintf(cmd, sizeof cmd, "sqlite3 -header %s 'SELECT * FROM requests' >&2", tele);
         (void)system(cmd);
         fail_msg("telemetry rows differ");
     }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Telemetry with fidelity sampling on a real server over the tiny model's
+ * f16 and int2 variants: every request is measured after its answer. An
+ * int2 row's fidelity is in [0, 1] and the same whether the request was
+ * greedy or sampled (it depends on the prompt and configuration only);
+ * f16's is 1; the file is a training profile. */
+static void test_telemetry_fidelity(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ac_tfid_XXXXXX", vdir[64], tele[96], cmd[512], err[AC_ERR_LEN];
+    assert_non_null(mkdtemp(dir));
+    snprintf(vdir, sizeof vdir, "%s/v", dir);
+    snprintf(tele, sizeof tele, "%s/telemetry.sqlite", dir);
+    const enum ac_variant_kind kinds[] = {AC_VARIANT_F16, AC_VARIANT_INT2};
+    const struct ac_quantize_params qp = {.base_path = "tests/fixtures/tiny_llama.gguf", .out_dir = vdir,
+                                          .kinds = kinds, .n_kinds = 2, .n_threads = 1};
+    if (ac_quantize(&qp, err) != 0) fail_msg("quantize: %s", err);
+    struct ac_backend *rb;
+    const struct ac_routed_params rp = {.dir = vdir, .n_ctx = 128, .n_threads = 1, .measure_fidelity = true};
+    if (ac_backend_routed_new(&rb, &rp, err) != 0) fail_msg("routed backend: %s", err);
+    struct ac_server *rs;
+    const struct ac_server_config cfg = {.port = 0, .telemetry = tele, .telemetry_fidelity = 1.0};
+    if (ac_server_start(&rs, &cfg, rb, err) != 0) fail_msg("server: %s", err);
+    const int rport = ac_server_port(rs);
+    static const char *const prompts[] = {"hello there", "the cat sat on", "one two three four"};
+    static const char *const runs[] = {"\"model\":\"q2_0\",\"temperature\":0",
+                                       "\"model\":\"q2_0\",\"temperature\":1.0,\"seed\":3",
+                                       "\"model\":\"f16\",\"temperature\":0"};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 3; k++) {
+            char body[256];
+            snprintf(body, sizeof body, "{%s,\"prompt\":\"%s\",\"max_tokens\":8}", runs[k], prompts[i]);
+            struct http h = request_to(rport, "POST", "/v1/completions", NULL, NULL, body, strlen(body));
+            if (h.status != 200) fail_msg("%s: %d %s", body, h.status, h.body);
+            http_free(&h);
+        }
+    ac_server_stop(rs); /* measures what is still queued */
+    ac_backend_free(rb);
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(tele, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT variant, fidelity, relative_cost, completion_tokens FROM requests "
+                                        "ORDER BY id", -1, &st, NULL), SQLITE_OK);
+    double fid[9], rel[9];
+    int n = 0, gen[9];
+    while (sqlite3_step(st) == SQLITE_ROW && n < 9) {
+        assert_int_equal(sqlite3_column_type(st, 1), SQLITE_FLOAT); /* every request measured */
+        fid[n] = sqlite3_column_double(st, 1);
+        rel[n] = sqlite3_column_double(st, 2);
+        gen[n] = sqlite3_column_int(st, 3);
+        assert_string_equal((const char *)sqlite3_column_text(st, 0), n % 3 == 2 ? "f16" : "q2_0");
+        n++;
+    }
+    sqlite3_finalize(st);
+    assert_int_equal(n, 9);
+    for (int i = 0; i < 3; i++) {
+        const double *f = fid + 3 * i, *r = rel + 3 * i;
+        printf("  \"%s\": q2_0 fidelity %.3f (greedy) / %.3f (sampled), relative cost %.3f; f16 %.3f\n", prompts[i],
+               f[0], f[1], r[0], f[2]);
+        assert_true(f[0] >= 0.0 && f[0] <= 1.0 && f[1] >= 0.0 && f[1] <= 1.0);
+        assert_true(r[0] > 0.0 && r[0] < 1.0);
+        if (gen[3 * i] == gen[3 * i + 1]) assert_true(f[0] == f[1]); /* same reference length */
+        assert_true(f[2] == 1.0 && r[2] == 1.0);
+    }
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT fidelity_sampled, fidelity_measured, fidelity_dropped FROM servers",
+                                        -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 9);
+    assert_int_equal(sqlite3_column_int(st, 1), 9);
+    assert_int_equal(sqlite3_column_int(st, 2), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* a training profile: one task per prompt over f16 and q2_0 */
+    struct ac_train_dataset *ds;
+    if (ac_train_load_profile(&ds, tele, err) != 0) fail_msg("train profile: %s", err);
+    assert_int_equal(ds->n_tasks, 3);
+    assert_int_equal(ds->n_configs, 2);
+    assert_string_equal(ds->levels.quant_names[1], "q2_0");
+    for (int i = 0; i < 2 * ds->n_tasks; i++) assert_int_equal(ds->known[i], 1);
+    ac_train_dataset_free(ds);
+
+    /* the flag needs a variants directory and a telemetry file */
+    snprintf(cmd, sizeof cmd, "%s/agentcompress serve --telemetry-fidelity 0.5 --telemetry %s 2>&1 | "
+             "grep -q 'needs -V DIR'", build_dir(), tele);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/agentcompress serve -V %s --telemetry-fidelity 2 2>&1 | grep -q 'telemetry-fidelity'",
+             build_dir(), vdir);
+    assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
 }
@@ -1200,6 +1296,7 @@ int main(void) {
         cmocka_unit_test(test_sigterm_finishes_stream),
         cmocka_unit_test(test_openai_python),
         cmocka_unit_test(test_routed_backend),
+        cmocka_unit_test(test_telemetry_fidelity),
         cmocka_unit_test(test_scheduler),
         cmocka_unit_test(test_prefetch_next_variant),
         cmocka_unit_test(test_remote_variant),

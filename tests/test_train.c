@@ -21,6 +21,8 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@
 #include "common/common.h"
 #include "controller/controller.h"
 #include "model/model.h"
+#include "server/telemetry.h"
 #include "train/train.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -71,7 +74,7 @@ static struct ac_train_dataset *make_synthetic(int n, uint64_t seed, const int32
                     fid[c] = excess == 0 ? 0.96f + 0.04f * u : fmaxf(0.0f, 0.65f - 0.15f * (float)(excess - 1) - 0.05f * u);
                 }
         const char *dom = domain_names[ac_nn_rng_below(&rng, 4)];
-        assert_int_equal(ac_train_dataset_add(ds, ids, n_ids, dom, cost, fid, NULL, err), 0);
+        assert_int_equal(ac_train_dataset_add(ds, ids, n_ids, dom, cost, fid, NULL, NULL, err), 0);
         assert_int_equal(ac_train_task_best(ds, ds->n_tasks - 1, 0.95f), class_best(cls));
     }
     return ds;
@@ -379,7 +382,7 @@ static void test_bad_input(void **state) {
     float cost[24], fid[24];
     for (int i = 0; i < 24; i++) cost[i] = fid[i] = 1.0f;
     int32_t ids[2] = {1, 2};
-    assert_int_equal(ac_train_dataset_add(other, ids, 2, "cs", cost, fid, NULL, err), 0);
+    assert_int_equal(ac_train_dataset_add(other, ids, 2, "cs", cost, fid, NULL, NULL, err), 0);
     assert_int_equal(ac_train(ctrl, other, NULL, &s.emb, &p, &r, err), -1);
     printf("  mismatched configs: %s\n", err);
     assert_non_null(strstr(err, "24 configurations"));
@@ -399,15 +402,15 @@ static void test_bad_input(void **state) {
     struct ac_train_dataset *oov;
     ac_train_levels_from_config(&lv, &cfg);
     assert_int_equal(ac_train_dataset_new(&oov, &lv, err), 0);
-    assert_int_equal(ac_train_dataset_add(oov, big, 3, "cs", c36, f36, NULL, err), 0);
+    assert_int_equal(ac_train_dataset_add(oov, big, 3, "cs", c36, f36, NULL, NULL, err), 0);
     assert_int_equal(ac_train(ctrl, oov, NULL, &s.emb, &p, &r, err), -1);
     printf("  out-of-vocabulary id: %s\n", err);
     /* bad values */
     f36[4] = 1.5f;
-    assert_int_equal(ac_train_dataset_add(oov, big, 3, "cs", c36, f36, NULL, err), -1);
+    assert_int_equal(ac_train_dataset_add(oov, big, 3, "cs", c36, f36, NULL, NULL, err), -1);
     f36[4] = 0.5f;
-    assert_int_equal(ac_train_dataset_add(oov, big, 0, "cs", c36, f36, NULL, err), -1);
-    assert_int_equal(ac_train_dataset_add(oov, big, 3, "", c36, f36, NULL, err), -1);
+    assert_int_equal(ac_train_dataset_add(oov, big, 0, "cs", c36, f36, NULL, NULL, err), -1);
+    assert_int_equal(ac_train_dataset_add(oov, big, 3, "", c36, f36, NULL, NULL, err), -1);
     p.epochs = 0;
     assert_int_equal(ac_train(ctrl, s.train, NULL, &s.emb, &p, &r, err), -1);
     ac_train_dataset_free(oov);
@@ -521,6 +524,289 @@ static void test_sqlite_profile(void **state) {
     unlink(path);
 }
 
+/* ------------------------------------------------------------------------
+ * unmeasured configurations (telemetry) */
+
+/* The masked loss: its gradient matches finite differences in both modes;
+ * with every configuration measured it equals the plain loss; where y
+ * weighs only unmeasured configurations it is the worst measured one's,
+ * without gradient. */
+struct masked_ctx {
+    struct ac_controller_config cfg;
+    struct ac_ctrl_loss_params lp;
+    float y[3][AC_CTRL_MAX_LEVELS], cost[64], fid[64];
+    uint8_t known[64];
+};
+
+static float masked_loss(struct masked_ctx *m, float *const dy[3]) {
+    float *const y[3] = {m->y[0], m->y[1], m->y[2]};
+    return ac_ctrl_task_loss(&m->cfg, &m->lp, y, 0.4f, 0.5f, m->cost, m->fid, m->known, dy, NULL, NULL, NULL);
+}
+
+static void test_masked_loss(void **state) {
+    (void)state;
+    struct masked_ctx m;
+    memset(&m, 0, sizeof m);
+    ac_controller_config_default(&m.cfg, 1, 1);
+    m.cfg.n_levels[0] = 3, m.cfg.n_levels[1] = 2, m.cfg.n_levels[2] = 2;
+    ac_ctrl_loss_params_default(&m.lp);
+    struct ac_nn_rng rng;
+    ac_nn_rng_seed(&rng, 3);
+    for (int i = 0; i < 12; i++) {
+        m.cost[i] = ac_nn_rng_uniform(&rng);
+        m.fid[i] = 0.5f + 0.5f * ac_nn_rng_uniform(&rng);
+        m.known[i] = i % 3 != 1;
+    }
+    float dyb[3][AC_CTRL_MAX_LEVELS];
+    float *const dy[3] = {dyb[0], dyb[1], dyb[2]};
+    for (int mode = 0; mode < 2; mode++) {
+        m.lp.hinge_of_mean = mode == 1;
+        for (int j = 0; j < 3; j++)
+            for (int l = 0; l < m.cfg.n_levels[j]; l++) m.y[j][l] = 0.2f + ac_nn_rng_uniform(&rng);
+        masked_loss(&m, dy);
+        for (int j = 0; j < 3; j++)
+            for (int l = 0; l < m.cfg.n_levels[j]; l++) {
+                const float keep = m.y[j][l], h = 1e-3f;
+                m.y[j][l] = keep + h;
+                const float up = masked_loss(&m, NULL);
+                m.y[j][l] = keep - h;
+                const float down = masked_loss(&m, NULL);
+                m.y[j][l] = keep;
+                const float fd = (up - down) / (2 * h);
+                if (fabsf(fd - dy[j][l]) > 2e-3f) fail_msg("mode %d head %d level %d: dy %g, fd %g", mode, j, l, (double)dy[j][l], (double)fd);
+            }
+    }
+    /* every configuration measured: the plain loss (y distributions, as the heads' are) */
+    m.lp.hinge_of_mean = false;
+    memset(m.known, 1, sizeof m.known);
+    for (int j = 0; j < 3; j++) {
+        float total = 0.0f;
+        for (int l = 0; l < m.cfg.n_levels[j]; l++) total += m.y[j][l];
+        for (int l = 0; l < m.cfg.n_levels[j]; l++) m.y[j][l] /= total;
+    }
+    float *const y[3] = {m.y[0], m.y[1], m.y[2]};
+    const float plain = ac_ctrl_task_loss(&m.cfg, &m.lp, y, 0.4f, 0.5f, m.cost, m.fid, NULL, NULL, NULL, NULL, NULL);
+    assert_true(fabsf(masked_loss(&m, NULL) - plain) < 1e-5f);
+    /* a one-hot y on an unmeasured configuration */
+    memset(m.y, 0, sizeof m.y);
+    m.y[0][1] = m.y[1][0] = m.y[2][0] = 1.0f; /* config (1, 0, 0) = 4 */
+    memset(m.known, 0, sizeof m.known);
+    m.known[0] = m.known[11] = 1;
+    float worst = 0.0f;
+    for (int i = 0; i < 12; i += 11) {
+        const float t = m.lp.lambda_cost * m.cost[i] + m.lp.lambda_fid * fmaxf(0.0f, m.lp.theta - m.fid[i]);
+        worst = fmaxf(worst, t);
+    }
+    const float aux = m.lp.lambda_aux * 0.1f * 0.1f;
+    assert_true(fabsf(masked_loss(&m, dy) - (aux + worst)) < 1e-5f);
+    for (int j = 0; j < 3; j++)
+        for (int l = 0; l < m.cfg.n_levels[j]; l++) assert_true(dy[j][l] == 0.0f);
+}
+
+/* A telemetry file made through the telemetry module itself, with a fake
+ * measurement standing in for the server's. */
+struct fake_measure {
+    double fid, rel;
+};
+
+static int fake_measure_fn(void *user, void *item, double *fidelity, double *relative_cost, char *err) {
+    (void)user, (void)err;
+    const struct fake_measure *f = item;
+    *fidelity = f->fid;
+    *relative_cost = f->rel;
+    return 0;
+}
+
+static void fake_release(void *user, void *item) { (void)user, (void)item; }
+
+struct fake_request {
+    const char *variant;
+    float prune;
+    int32_t head[4];
+    int n_head;
+    struct fake_measure m;
+};
+
+static void write_telemetry(const char *path, const char *const *variants, int n_variants, double rate,
+                            const struct fake_request *reqs, int n) {
+    char err[AC_ERR_LEN];
+    const struct ac_telemetry_fidelity fid = {.rate = rate, .measure = fake_measure_fn, .release = fake_release};
+    struct ac_telemetry *t;
+    if (ac_telemetry_open(&t, path, variants, n_variants, &fid, err) != 0) fail_msg("%s", err);
+    for (int i = 0; i < n; i++) {
+        const struct ac_telemetry_row row = {.endpoint = "chat", .model = "agentcompress", .variant = reqs[i].variant,
+                                             .prune = reqs[i].prune, .complexity = -1, .prompt_tokens = 10,
+                                             .completion_tokens = 5, .cost_bytes = 1e6, .cache_hit = 1,
+                                             .finish = "stop", .head_ids = reqs[i].head, .n_head = reqs[i].n_head};
+        assert_int_equal(ac_telemetry_log(t, &row, (void *)&reqs[i].m, err), 0);
+    }
+    ac_telemetry_close(t);
+}
+
+static void test_telemetry_profile(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ac_telemetry_XXXXXX", path[96], cmd[512], err[AC_ERR_LEN];
+    assert_non_null(mkdtemp(dir));
+    static const char *const variants[] = {"f16", "q8_0", "q4_0"};
+    static const struct fake_request reqs[] = {
+        {"q4_0", 0.0f, {1, 2, 3}, 3, {0.99, 0.33}},
+        {"q8_0", 0.0f, {1, 2, 3}, 3, {1.0, 0.53}},
+        {"q4_0", 0.0f, {4, 5}, 2, {0.5, 0.33}},
+        {"q4_0", 0.0f, {4, 5}, 2, {0.7, 0.35}},
+        {"f16", 0.0f, {6}, 1, {1.0, 1.0}},   /* only the reference: compares nothing */
+        {"q4_0", 0.0f, {0}, 0, {0.8, 0.3}},  /* no task ids */
+        {"q4_0", 0.1f, {7, 8}, 2, {0.6, 0.3}},
+    };
+    snprintf(path, sizeof path, "%s/t.sqlite", dir);
+    write_telemetry(path, variants, 3, 1.0, reqs, 7);
+    struct ac_train_dataset *ds;
+    if (ac_train_load_profile(&ds, path, err) != 0) fail_msg("%s", err);
+    /* quant f16, q8_0, q4_0 (the server's order) x prune 0, 0.1 x sparsity 0 */
+    assert_int_equal(ds->levels.n[0], 3);
+    assert_string_equal(ds->levels.quant_names[2], "q4_0");
+    assert_int_equal(ds->levels.n[1], 2);
+    assert_int_equal(ds->n_configs, 6);
+    assert_int_equal(ds->n_tasks, 3);
+    /* tasks come sorted by their ids' text: [1,2,3], [4,5], [7,8] */
+    static const uint8_t known[3][6] = {{1, 0, 1, 0, 1, 0}, {1, 0, 0, 0, 1, 0}, {1, 0, 0, 0, 0, 1}};
+    for (int t = 0; t < 3; t++)
+        for (int c = 0; c < 6; c++) assert_int_equal(ds->known[t * 6 + c], known[t][c]);
+    assert_true(ds->fid[0] == 1.0f && ds->cost[0] == 1.0f); /* the reference */
+    assert_true(fabsf(ds->fid[4] - 0.99f) < 1e-6f && fabsf(ds->cost[2] - 0.53f) < 1e-6f);
+    assert_true(fabsf(ds->fid[6 + 4] - 0.6f) < 1e-6f && fabsf(ds->cost[6 + 4] - 0.34f) < 1e-6f); /* means */
+    assert_true(fabsf(ds->fid[12 + 5] - 0.6f) < 1e-6f);
+    assert_int_equal(ac_train_task_best(ds, 0, 0.95f), 4);  /* q4_0 */
+    assert_int_equal(ac_train_task_best(ds, 1, 0.95f), 0);  /* only f16 is good enough */
+    assert_true(ac_train_task_target(ds, 0, 0.95f, AC_TARGET_RANK) == 0.0f);
+    assert_true(ac_train_task_target(ds, 1, 0.95f, AC_TARGET_RANK) == 1.0f);
+
+    /* the JSONL form keeps the unmeasured entries as null */
+    snprintf(cmd, sizeof cmd, "%s/t.jsonl", dir);
+    assert_int_equal(ac_train_dataset_save_jsonl(ds, cmd, err), 0);
+    struct ac_train_dataset *back;
+    if (ac_train_load_profile(&back, cmd, err) != 0) fail_msg("%s", err);
+    assert_memory_equal(back->known, ds->known, 18);
+    assert_memory_equal(back->fid, ds->fid, sizeof(float) * 18);
+    ac_train_dataset_free(back);
+
+    /* one epoch of training on it */
+    struct ac_nn_rng rng;
+    ac_nn_rng_seed(&rng, 5);
+    float table[SYN_VOCAB * SYN_DIM];
+    for (int i = 0; i < SYN_VOCAB * SYN_DIM; i++) table[i] = ac_nn_rng_normal(&rng);
+    struct ac_embedder emb;
+    ac_embedder_from_f32(&emb, table, SYN_VOCAB, SYN_DIM);
+    struct ac_controller_config cfg;
+    tiny_config(&cfg, SYN_VOCAB, SYN_DIM);
+    ac_train_levels_to_config(&cfg, &ds->levels);
+    struct ac_controller *ctrl;
+    assert_int_equal(ac_controller_new(&ctrl, &cfg, 5, err), 0);
+    struct ac_train_params p;
+    test_params(&p, AC_META_NONE);
+    p.epochs = 1;
+    struct ac_train_result res;
+    if (ac_train(ctrl, ds, ds, &emb, &p, &res, err) != 0) fail_msg("%s", err);
+    assert_int_equal(res.epochs_run, 1);
+    assert_true(isfinite(res.last_train_loss) && res.best_dev.observed >= 0.0 && res.best_dev.observed <= 1.0);
+    ac_controller_free(ctrl);
+    ac_train_dataset_free(ds);
+
+    /* bad inputs, one clear error each */
+    snprintf(path, sizeof path, "%s/none.sqlite", dir); /* no sampling */
+    write_telemetry(path, variants, 3, 0.0, reqs, 3);
+    assert_int_equal(ac_train_load_profile(&ds, path, err), -1);
+    assert_non_null(strstr(err, "no request has a fidelity sample"));
+    snprintf(path, sizeof path, "%s/f16.sqlite", dir); /* only the reference */
+    write_telemetry(path, variants, 3, 1.0, reqs + 4, 1);
+    assert_int_equal(ac_train_load_profile(&ds, path, err), -1);
+    assert_non_null(strstr(err, "nothing to compare"));
+    snprintf(path, sizeof path, "%s/mixed.sqlite", dir); /* two deployments */
+    write_telemetry(path, variants, 3, 1.0, reqs, 2);
+    write_telemetry(path, variants, 2, 1.0, reqs + 1, 1);
+    assert_int_equal(ac_train_load_profile(&ds, path, err), -1);
+    assert_non_null(strstr(err, "different variant sets"));
+    snprintf(path, sizeof path, "%s/old.sqlite", dir); /* written before fidelity sampling */
+    snprintf(cmd, sizeof cmd, "sqlite3 %s 'CREATE TABLE requests (id INTEGER PRIMARY KEY, variant TEXT)'", path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(ac_train_load_profile(&ds, path, err), -1);
+    assert_non_null(strstr(err, "without fidelity samples"));
+    snprintf(path, sizeof path, "%s/bad.jsonl", dir); /* a null cost beside a measured fidelity */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"levels\": {\"quant\": [\"f16\", \"q4_0\"], \"prune\": [0], \"sparsity\": [0]}}\n"
+               "{\"domain\": \"cs\", \"ids\": [1], \"cost\": [1, null], \"fidelity\": [1, 0.5]}\n");
+    fclose(f);
+    assert_int_equal(ac_train_load_profile(&ds, path, err), -1);
+    assert_non_null(strstr(err, "is null but"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The bounded queue: with one slot and a measurement in progress, a third
+ * sampled request is dropped and counted. */
+struct gated {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool entered, open;
+};
+
+static int gated_measure(void *user, void *item, double *fidelity, double *relative_cost, char *err) {
+    (void)item, (void)err;
+    struct gated *g = user;
+    pthread_mutex_lock(&g->mu);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    *fidelity = 0.5;
+    *relative_cost = 0.5;
+    return 0;
+}
+
+static void test_telemetry_queue(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ac_telemetry_XXXXXX", path[96], cmd[512], err[AC_ERR_LEN];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.sqlite", dir);
+    struct gated g = {.entered = false, .open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    static const char *const variants[] = {"f16", "q4_0"};
+    const struct ac_telemetry_fidelity fid = {
+        .rate = 1.0, .max_queue = 1, .measure = gated_measure, .release = fake_release, .user = &g};
+    struct ac_telemetry *t;
+    assert_int_equal(ac_telemetry_open(&t, path, variants, 2, &fid, err), 0);
+    const int32_t head[1] = {3};
+    const struct ac_telemetry_row row = {.endpoint = "chat", .variant = "q4_0", .complexity = -1, .cache_hit = -1,
+                                         .finish = "stop", .head_ids = head, .n_head = 1};
+    int item = 0;
+    assert_int_equal(ac_telemetry_log(t, &row, &item, err), 0);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    assert_int_equal(ac_telemetry_log(t, &row, &item, err), 0); /* queued */
+    assert_int_equal(ac_telemetry_log(t, &row, &item, err), 0); /* dropped */
+    assert_int_equal(ac_telemetry_log(t, &row, NULL, err), 0);  /* nothing to measure */
+    struct ac_telemetry_stats st;
+    ac_telemetry_get_stats(t, &st);
+    assert_int_equal(st.sampled, 3);
+    assert_int_equal(st.dropped, 1);
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    ac_telemetry_close(t); /* measures the queued one first */
+    snprintf(cmd, sizeof cmd,
+             "test \"$(sqlite3 %s 'SELECT count(*), count(fidelity) FROM requests; "
+             "SELECT fidelity_sampled, fidelity_measured, fidelity_dropped FROM servers')\" = \"$(printf '4|2\\n3|2|1')\"",
+             path);
+    assert_int_equal(system(cmd), 0);
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_fomaml),
@@ -531,6 +817,9 @@ int main(void) {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_real_embeddings),
         cmocka_unit_test(test_sqlite_profile),
+        cmocka_unit_test(test_masked_loss),
+        cmocka_unit_test(test_telemetry_profile),
+        cmocka_unit_test(test_telemetry_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,10 @@ static void help(void) {
            "                           (default: the manifest's first variant)\n"
            "      --mem-budget SIZE    variant cache budget, e.g. 512M (default: two variants)\n"
            "      --telemetry FILE     log every request (decision, tokens, bytes, time) to SQLite\n"
+           "      --telemetry-fidelity RATE  measure the fidelity of this fraction (0..1, default 0)\n"
+           "                           of requests against the f16 variant, in the background\n"
+           "                           after the answer (with -V; the file then trains a\n"
+           "                           controller: agentcompress train --profile FILE)\n"
            "      --host ADDR          address to bind (default 127.0.0.1; 0.0.0.0: all)\n"
            "      --port N             TCP port, 0 = any free one (default 8080)\n"
            "      --api-key KEY        require Authorization: Bearer KEY (default: the\n"
@@ -47,6 +51,7 @@ int cmd_serve(int argc, char **argv) {
     const char *dir = NULL, *controller = NULL, *fixed = NULL, *telemetry = NULL;
     long port = 8080, threads = 0, n_ctx = 0, max_body = 1 << 20, max_conn = 64, max_queue = 64;
     size_t budget = 0;
+    double fidelity_rate = 0.0;
     bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -62,6 +67,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "-c") || !strcmp(a, "--controller")) { VALUE(); controller = v; }
         else if (!strcmp(a, "--variant")) { VALUE(); fixed = v; }
         else if (!strcmp(a, "--telemetry")) { VALUE(); telemetry = v; }
+        else if (!strcmp(a, "--telemetry-fidelity")) { VALUE(); if (cli_float(CMD, a, v, 0, 1, &fidelity_rate)) return 1; }
         else if (!strcmp(a, "--mem-budget")) { VALUE(); if (cli_size(CMD, a, v, &budget)) return 1; }
         else if (!strcmp(a, "--max-body")) { VALUE(); if (cli_int(CMD, a, v, 64, 1L << 30, &max_body)) return 1; }
         else if (!strcmp(a, "--max-connections")) { VALUE(); if (cli_int(CMD, a, v, 1, 10000, &max_conn)) return 1; }
@@ -84,9 +90,12 @@ int cmd_serve(int argc, char **argv) {
     char err[AC_ERR_LEN];
     struct ac_backend *backend = NULL;
     if ((controller || fixed || budget) && !dir) return cli_fail(CMD, "-c, --variant and --mem-budget need -V DIR");
+    if (fidelity_rate > 0.0 && !dir) return cli_fail(CMD, "--telemetry-fidelity needs -V DIR (an f16 variant to compare with)");
+    if (fidelity_rate > 0.0 && !telemetry) return cli_fail(CMD, "--telemetry-fidelity needs --telemetry FILE");
     if (dir) {
         struct ac_routed_params rp = {.dir = dir, .controller_path = controller, .fixed_variant = fixed,
-                                      .mem_budget = budget, .n_ctx = (int)n_ctx, .n_threads = (int)threads};
+                                      .mem_budget = budget, .measure_fidelity = fidelity_rate > 0.0,
+                                      .n_ctx = (int)n_ctx, .n_threads = (int)threads};
         if (ac_backend_routed_new(&backend, &rp, err) != 0) return cli_fail(CMD, "%s", err);
         model_path = dir;
     } else {
@@ -102,6 +111,7 @@ int cmd_serve(int argc, char **argv) {
         .max_queue = (int)max_queue,
         .log = quiet ? NULL : stderr,
         .telemetry = telemetry,
+        .telemetry_fidelity = fidelity_rate,
     };
     struct ac_server *srv;
     if (ac_server_start(&srv, &cfg, backend, err) != 0) {

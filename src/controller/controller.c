@@ -406,35 +406,80 @@ void ac_ctrl_loss_params_default(struct ac_ctrl_loss_params *lp) {
     lp->hinge_of_mean = false;
 }
 
+#define CTRL_MAX_CONFIGS (AC_CTRL_MAX_LEVELS * AC_CTRL_MAX_LEVELS * AC_CTRL_MAX_LEVELS)
+
+/* E[tab] over the product distribution y0 x y1 x y2; with a mask, the
+ * expectation given that the configuration is a measured one:
+ * sum(y known tab) / d, d = sum(y known) > 0. */
+static float expect_known(float *const y[AC_CTRL_N_HEADS], const float *tab, const uint8_t *known, float d, int n0,
+                          int n1, int n2) {
+    if (!known) return ac_nn_expect3_forward(y[0], y[1], y[2], tab, n0, n1, n2);
+    float masked[CTRL_MAX_CONFIGS];
+    for (int i = 0; i < n0 * n1 * n2; i++) masked[i] = known[i] ? tab[i] : 0.0f;
+    return ac_nn_expect3_forward(y[0], y[1], y[2], masked, n0, n1, n2) / d;
+}
+
+/* Adds dout * d expect_known / dy to dy; e is the expectation's value. With a
+ * mask the gradient of N/d is sum known (tab - e) dP / d: an unmeasured
+ * configuration counts as the measured ones' current mean (neutral). */
+static void expect_known_backward(float *const dy[AC_CTRL_N_HEADS], float dout, float *const y[AC_CTRL_N_HEADS],
+                                  const float *tab, const uint8_t *known, float e, float d, int n0, int n1, int n2) {
+    if (!known) {
+        ac_nn_expect3_backward(dy[0], dy[1], dy[2], dout, y[0], y[1], y[2], tab, n0, n1, n2);
+        return;
+    }
+    float centred[CTRL_MAX_CONFIGS];
+    for (int i = 0; i < n0 * n1 * n2; i++) centred[i] = known[i] ? tab[i] - e : 0.0f;
+    ac_nn_expect3_backward(dy[0], dy[1], dy[2], dout / d, y[0], y[1], y[2], centred, n0, n1, n2);
+}
+
 float ac_ctrl_task_loss(const struct ac_controller_config *c, const struct ac_ctrl_loss_params *lp,
                         float *const y[AC_CTRL_N_HEADS], float complexity, float target, const float *cost,
-                        const float *fid, float *const dy[AC_CTRL_N_HEADS], float *dc, float *exp_cost,
-                        float *exp_fid) {
-    const int n0 = c->n_levels[0], n1 = c->n_levels[1], n2 = c->n_levels[2];
-    float ec = ac_nn_expect3_forward(y[0], y[1], y[2], cost, n0, n1, n2);
-    float ef = ac_nn_expect3_forward(y[0], y[1], y[2], fid, n0, n1, n2);
+                        const float *fid, const uint8_t *known, float *const dy[AC_CTRL_N_HEADS], float *dc,
+                        float *exp_cost, float *exp_fid) {
+    const int n0 = c->n_levels[0], n1 = c->n_levels[1], n2 = c->n_levels[2], nc = n0 * n1 * n2;
     float diff = complexity - target;
     float loss = lp->lambda_aux * diff * diff;
     if (dy)
         for (int j = 0; j < AC_CTRL_N_HEADS; j++) memset(dy[j], 0, sizeof(float) * (size_t)c->n_levels[j]);
+    if (dc) *dc = 2.0f * lp->lambda_aux * diff;
+    float table[CTRL_MAX_CONFIGS];
+    for (int i = 0; i < nc; i++) {
+        float shortfall = lp->theta - fid[i];
+        table[i] = lp->lambda_cost * cost[i] + lp->lambda_fid * (shortfall > 0.0f ? shortfall : 0.0f);
+    }
+    float d = 1.0f;
+    if (known) {
+        float k[CTRL_MAX_CONFIGS];
+        for (int i = 0; i < nc; i++) k[i] = known[i] ? 1.0f : 0.0f;
+        d = ac_nn_expect3_forward(y[0], y[1], y[2], k, n0, n1, n2);
+        if (!(d > 1e-12f)) {
+            /* y weighs only unmeasured configurations: nothing is known there,
+             * so the worst measured configuration bounds the loss, and there
+             * is no gradient to follow */
+            int worst = -1;
+            for (int i = 0; i < nc; i++)
+                if (known[i] && (worst < 0 || table[i] > table[worst])) worst = i;
+            if (worst < 0) worst = 0;
+            if (exp_cost) *exp_cost = cost[worst];
+            if (exp_fid) *exp_fid = fid[worst];
+            return loss + table[worst];
+        }
+    }
+    float ec = expect_known(y, cost, known, d, n0, n1, n2);
+    float ef = expect_known(y, fid, known, d, n0, n1, n2);
     if (lp->hinge_of_mean) {
         float shortfall = lp->theta - ef;
         loss += lp->lambda_cost * ec + lp->lambda_fid * (shortfall > 0.0f ? shortfall : 0.0f);
         if (dy) {
-            ac_nn_expect3_backward(dy[0], dy[1], dy[2], lp->lambda_cost, y[0], y[1], y[2], cost, n0, n1, n2);
-            if (shortfall > 0.0f)
-                ac_nn_expect3_backward(dy[0], dy[1], dy[2], -lp->lambda_fid, y[0], y[1], y[2], fid, n0, n1, n2);
+            expect_known_backward(dy, lp->lambda_cost, y, cost, known, ec, d, n0, n1, n2);
+            if (shortfall > 0.0f) expect_known_backward(dy, -lp->lambda_fid, y, fid, known, ef, d, n0, n1, n2);
         }
     } else {
-        float table[AC_CTRL_MAX_LEVELS * AC_CTRL_MAX_LEVELS * AC_CTRL_MAX_LEVELS];
-        for (int i = 0; i < n0 * n1 * n2; i++) {
-            float shortfall = lp->theta - fid[i];
-            table[i] = lp->lambda_cost * cost[i] + lp->lambda_fid * (shortfall > 0.0f ? shortfall : 0.0f);
-        }
-        loss += ac_nn_expect3_forward(y[0], y[1], y[2], table, n0, n1, n2);
-        if (dy) ac_nn_expect3_backward(dy[0], dy[1], dy[2], 1.0f, y[0], y[1], y[2], table, n0, n1, n2);
+        const float e = expect_known(y, table, known, d, n0, n1, n2);
+        loss += e;
+        if (dy) expect_known_backward(dy, 1.0f, y, table, known, e, d, n0, n1, n2);
     }
-    if (dc) *dc = 2.0f * lp->lambda_aux * diff;
     if (exp_cost) *exp_cost = ec;
     if (exp_fid) *exp_fid = ef;
     return loss;

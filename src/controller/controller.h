@@ -190,8 +190,13 @@ float ac_ctrl_entropy(struct ac_ctrl_work *w);
  * current point's slope (at a feasible config: cost alone, which pushes
  * every head toward cheaper, infeasible levels), and over probabilities
  * its minimum can be a mixture of an infeasible and a feasible config.
- * cost/fid: the task's per-configuration table. Returns L; writes dL/dy_j
- * into dy (overwritten) and dL/dc (either may be NULL). */
+ * cost/fid: the task's per-configuration table. known: NULL, or which
+ * configurations were measured (a profile from telemetry observes only some):
+ * then every expectation is taken given that the configuration is a measured
+ * one, E[x | known] = sum(P known x) / sum(P known), so an unmeasured entry
+ * neither attracts nor repels; where y puts no weight on a measured one the
+ * loss is the worst measured configuration's, without gradient. Returns L;
+ * writes dL/dy_j into dy (overwritten) and dL/dc (either may be NULL). */
 struct ac_ctrl_loss_params {
     float lambda_cost, lambda_fid, theta, lambda_aux;
     bool hinge_of_mean;
@@ -200,8 +205,8 @@ void ac_ctrl_loss_params_default(struct ac_ctrl_loss_params *lp); /* 0.3, 0.7, 0
 
 float ac_ctrl_task_loss(const struct ac_controller_config *c, const struct ac_ctrl_loss_params *lp,
                         float *const y[AC_CTRL_N_HEADS], float complexity, float target, const float *cost,
-                        const float *fid, float *const dy[AC_CTRL_N_HEADS], float *dc, float *exp_cost,
-                        float *exp_fid);
+                        const float *fid, const uint8_t *known, float *const dy[AC_CTRL_N_HEADS], float *dc,
+                        float *exp_cost, float *exp_fid);
 
 /* ---- embeddings (frozen inputs) ---- */
 

@@ -12,6 +12,7 @@
 #include "controller/controller.h"
 #include "model/model.h"
 #include "runtime/cache.h"
+#include "server/fidelity.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -22,6 +23,7 @@ struct routed {
     struct ac_variant_cache *cache;
     struct ac_controller *ctrl; /* NULL: every routed request goes to fixed */
     pthread_mutex_t ctrl_mu;    /* the controller's scratch is single-threaded */
+    pthread_mutex_t config_mu;  /* ac_variant_apply_config may prepare a shared model: one at a time */
     struct ac_model *f16;       /* embeddings the controller reads, and the tokenizer's source */
     struct ac_tokenizer *tok;
     int fixed;                  /* variant index for routed requests without a controller */
@@ -112,6 +114,12 @@ static int routed_prepare(struct ac_backend *b, const struct ac_gen_request *req
                                               req->variant)
                               : ac_backend_model_not_found(req, e);
     }
+    if (rc == 0 && p->n_task_ids == 0) { /* telemetry records the task's head whoever chose */
+        const char *text = task_text(req);
+        char err[AC_ERR_LEN];
+        const int n = ac_tokenize(r->tok, text, strlen(text), false, false, p->task_ids, 32, err);
+        p->n_task_ids = n < 0 ? 0 : n < 32 ? n : 32;
+    }
     if (rc == 0) rc = ac_backend_prompt_ids(r->tok, req, r->n_ctx, &p->ids, &p->n_ids, e);
     if (rc != 0) {
         free(p);
@@ -173,8 +181,11 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
     struct ac_context *ctx = NULL;
     struct ac_context_params cp = {.n_ctx = r->n_ctx, .n_threads = r->n_threads};
     int rc = ac_context_new(&ctx, model, &cp, err);
-    if (rc == 0 && (p->prune > 0.0f || p->sparsity > 0.0f))
+    if (rc == 0 && (p->prune > 0.0f || p->sparsity > 0.0f)) {
+        pthread_mutex_lock(&r->config_mu);
         rc = ac_variant_apply_config(model, ctx, r->dir, r->man, v->file, p->prune, p->sparsity, err);
+        pthread_mutex_unlock(&r->config_mu);
+    }
     if (rc == 0) rc = ac_backend_generate(ctx, r->tok, p->ids, p->n_ids, req, emit, user, res, err);
     ac_context_free(ctx);
     pthread_mutex_lock(&r->pf_mu);
@@ -183,6 +194,8 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
     ac_cache_release(r->cache, v->name);
     if (rc != 0) return -1;
     res->variant = v->name;
+    res->prune = p->prune;
+    res->sparsity = p->sparsity;
     res->complexity = p->complexity;
     res->cache_hit = hit ? 1 : 0;
     res->route_us = p->route_us;
@@ -192,6 +205,17 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
 }
 
 static int routed_group(const struct ac_prepared *p) { return p->variant; }
+
+static int routed_fidelity(struct ac_backend *b, const struct ac_prepared *p, int n_generated, double *fidelity,
+                           double *relative_cost, char *err) {
+    struct routed *r = (struct routed *)b;
+    const struct ac_manifest_variant *v = &r->man->variants[p->variant];
+    if (v->remote_url || n_generated < 1) return 1;
+    const struct ac_fidelity_env env = {
+        .cache = r->cache, .dir = r->dir, .man = r->man, .tok = r->tok, .config_mu = &r->config_mu};
+    return ac_fidelity_measure(&env, p->ids, p->n_ids, n_generated, v->name, p->prune, p->sparsity, fidelity,
+                               relative_cost, err);
+}
 
 static void routed_prepared_free(struct ac_prepared *p) {
     if (!p) return;
@@ -207,6 +231,7 @@ static void routed_free(struct ac_backend *b) {
     ac_model_free(r->f16);
     ac_manifest_free(r->man);
     pthread_mutex_destroy(&r->ctrl_mu);
+    pthread_mutex_destroy(&r->config_mu);
     pthread_mutex_destroy(&r->pf_mu);
     free(r);
 }
@@ -216,6 +241,7 @@ static const struct ac_backend_ops ROUTED_OPS = {
     .model_name = routed_model_name,
     .prepare = routed_prepare,
     .n_prompt = routed_n_prompt,
+    .fidelity = routed_fidelity,
     .run = routed_run,
     .prepared_free = routed_prepared_free,
     .group = routed_group,
@@ -230,6 +256,7 @@ int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params
     if (!r) return ac_errf(err, "out of memory");
     r->base.ops = &ROUTED_OPS;
     pthread_mutex_init(&r->ctrl_mu, NULL);
+    pthread_mutex_init(&r->config_mu, NULL);
     pthread_mutex_init(&r->pf_mu, NULL);
     r->pf_next = r->pf_running = -1;
     snprintf(r->dir, sizeof r->dir, "%s", p->dir);
@@ -259,6 +286,15 @@ int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params
                         r->ctrl->cfg.quant_names[q], p->dir);
                 goto fail;
             }
+    }
+    uint64_t largest = 0;
+    for (int i = 0; i < r->man->n_variants; i++)
+        if (r->man->variants[i].file && r->man->variants[i].bytes > largest) largest = r->man->variants[i].bytes;
+    if (p->measure_fidelity && p->mem_budget && p->mem_budget < 2 * largest) {
+        /* a measurement holds one variant while a request holds another */
+        ac_errf(err, "measuring fidelity needs a memory budget of two of the largest variants (%.0f MB)",
+                2.0 * (double)largest / 1e6);
+        goto fail;
     }
     struct ac_cache_params cparams;
     ac_cache_params_default(&cparams);

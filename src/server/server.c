@@ -137,13 +137,28 @@ static bool emit_text(void *user, const char *text, size_t len) {
     return oom || cancelled || j->filter.stopped;
 }
 
-static void log_telemetry(struct ac_server *s, const struct job *j, const struct ac_run_result *res, int rc,
+/* Telemetry's fidelity measurement of a job that ran: it holds a
+ * reference to the job (and so its prepared request) until released. */
+static int measure_job(void *user, void *item, double *fidelity, double *relative_cost, char *err) {
+    struct ac_server *s = user;
+    const struct job *j = item;
+    return s->backend->ops->fidelity(s->backend, j->prep, j->res.n_generated, fidelity, relative_cost, err);
+}
+
+static void release_job(void *user, void *item) {
+    (void)user;
+    job_unref(item);
+}
+
+static void log_telemetry(struct ac_server *s, struct job *j, const struct ac_run_result *res, int rc,
                           double wall_s) {
     if (!s->telemetry) return;
     const struct ac_telemetry_row row = {
         .endpoint = j->req.kind == AC_API_CHAT ? "chat" : "completions",
         .model = j->req.model ? j->req.model : AC_ROUTER_NAME,
         .variant = rc == 0 ? res->variant : NULL,
+        .prune = rc == 0 ? res->prune : 0.0f,
+        .sparsity = rc == 0 ? res->sparsity : 0.0f,
         .complexity = rc == 0 ? res->complexity : -1.0,
         .prompt_tokens = rc == 0 ? res->n_prompt : 0,
         .completion_tokens = rc == 0 ? res->n_generated : 0,
@@ -155,8 +170,16 @@ static void log_telemetry(struct ac_server *s, const struct job *j, const struct
         .head_ids = res->task_ids,
         .n_head = rc == 0 ? res->n_task_ids : 0,
     };
+    struct job *item = NULL; /* offered for a fidelity measurement */
+    if (rc == 0 && s->cfg.telemetry_fidelity > 0.0 && s->backend->ops->fidelity) {
+        pthread_mutex_lock(&s->mu);
+        j->refs++;
+        pthread_mutex_unlock(&s->mu);
+        item = j;
+    }
     char err[AC_ERR_LEN];
-    if (ac_telemetry_log(s->telemetry, &row, err) != 0 && s->cfg.log) fprintf(s->cfg.log, "agentcompress: %s\n", err);
+    if (ac_telemetry_log(s->telemetry, &row, item, err) != 0 && s->cfg.log)
+        fprintf(s->cfg.log, "agentcompress: %s\n", err);
 }
 
 static void run_job(struct ac_server *s, struct job *j) {
@@ -659,6 +682,23 @@ static void server_free(struct ac_server *s) {
     free(s);
 }
 
+static int open_telemetry(struct ac_server *s, char *err) {
+    const struct ac_backend_ops *ops = s->backend->ops;
+    if (s->cfg.telemetry_fidelity > 0.0 && !ops->fidelity)
+        return ac_errf(err, "measuring fidelity needs a variants directory (-V) with an f16 variant");
+    const int n_models = ops->n_models(s->backend);
+    const char **variants = malloc(sizeof *variants * (size_t)n_models);
+    if (!variants) return ac_errf(err, "out of memory");
+    int n = 0; /* the models served, the router aside */
+    for (int i = 0; i < n_models; i++)
+        if (strcmp(ops->model_name(s->backend, i), AC_ROUTER_NAME) != 0) variants[n++] = ops->model_name(s->backend, i);
+    const struct ac_telemetry_fidelity fid = {.rate = s->cfg.telemetry_fidelity, .measure = measure_job,
+                                              .release = release_job, .user = s, .seed = (uint64_t)time(NULL)};
+    const int rc = ac_telemetry_open(&s->telemetry, s->cfg.telemetry, variants, n, &fid, err);
+    free(variants);
+    return rc;
+}
+
 int ac_server_start(struct ac_server **out, const struct ac_server_config *cfg, struct ac_backend *backend,
                     char *err) {
     *out = NULL;
@@ -684,7 +724,7 @@ int ac_server_start(struct ac_server **out, const struct ac_server_config *cfg, 
         return ac_errf(err, "out of memory");
     }
     s->cfg.api_key = NULL; /* s->api_key is the copy */
-    if (cfg->telemetry && ac_telemetry_open(&s->telemetry, cfg->telemetry, err) != 0) {
+    if (cfg->telemetry && open_telemetry(s, err) != 0) {
         server_free(s);
         return -1;
     }

@@ -78,6 +78,7 @@ struct ac_run_result {
     bool hit_length;   /* stopped by max_tokens or the end of the context */
     double cost_bytes; /* bytes of weights read for the prompt and the generated tokens */
     const char *variant; /* the variant that ran it (lives as long as the backend) */
+    float prune, sparsity; /* its pruning ratio and sparsity (0: none) */
     double complexity;   /* predicted task complexity; < 0 when nothing predicted it */
     int cache_hit;       /* 1: the variant was resident, 0: it was loaded (a swap), -1: no cache */
     double route_us;     /* time the routing decision took; 0 when none was made */
@@ -104,6 +105,12 @@ struct ac_backend_ops {
                    struct ac_api_error *e);
     /* Prompt tokens of a prepared request. */
     int (*n_prompt)(const struct ac_prepared *p);
+    /* May be NULL. After p ran (generating n_generated tokens), on the
+     * telemetry's thread beside run: the fidelity and relative cost of the
+     * configuration it ran on (server/telemetry.h). 0, 1 when it cannot be
+     * measured (a remote variant), or -1 and err. */
+    int (*fidelity)(struct ac_backend *b, const struct ac_prepared *p, int n_generated, double *fidelity,
+                    double *relative_cost, char *err);
     /* Runs on the worker thread, one run at a time: generates, handing text
      * to emit until it asks to stop. Returns 0 and res, or -1 and err. */
     int (*run)(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
@@ -155,6 +162,7 @@ struct ac_routed_params {
     const char *controller_path; /* NULL: no controller */
     const char *fixed_variant;   /* NULL: the manifest's first */
     size_t mem_budget;           /* 0: two of the largest variants */
+    bool measure_fidelity;       /* telemetry will measure fidelity: the budget must hold two variants */
     int n_ctx, n_threads;        /* 0: defaults */
 };
 int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params *p, char *err);
@@ -197,6 +205,7 @@ struct ac_server_config {
     int max_queue;          /* requests waiting for the worker; 0: 64 */
     FILE *log;              /* one line per request, or NULL */
     const char *telemetry;  /* SQLite file: one row per request (see telemetry.h), or NULL */
+    double telemetry_fidelity; /* fraction of requests whose fidelity is measured, in [0, 1] */
 };
 
 struct ac_server;

@@ -65,6 +65,7 @@ void ac_train_dataset_free(struct ac_train_dataset *ds) {
     free(ds->cost);
     free(ds->fid);
     free(ds->success);
+    free(ds->known);
     free(ds);
 }
 
@@ -91,15 +92,20 @@ static int grow(void **p, size_t elem, size_t need, size_t *cap) {
 }
 
 int ac_train_dataset_add(struct ac_train_dataset *ds, const int32_t *ids, int n_ids, const char *domain,
-                         const float *cost, const float *fid, const int8_t *success, char *err) {
+                         const float *cost, const float *fid, const int8_t *success, const uint8_t *known,
+                         char *err) {
     if (n_ids < 1 || n_ids > MAX_IDS_PER_TASK) return ac_errf(err, "task has %d token ids (must be 1..%d)", n_ids, MAX_IDS_PER_TASK);
     if (!domain || !domain[0]) return ac_errf(err, "task has no domain");
     for (int i = 0; i < n_ids; i++)
         if (ids[i] < 0) return ac_errf(err, "token id %d is negative", (int)ids[i]);
+    int n_known = 0;
     for (int i = 0; i < ds->n_configs; i++) {
+        if (known && !known[i]) continue;
+        n_known++;
         if (!isfinite(cost[i]) || cost[i] < 0.0f) return ac_errf(err, "cost[%d] = %g is not a finite number >= 0", i, (double)cost[i]);
         if (!(fid[i] >= 0.0f && fid[i] <= 1.0f)) return ac_errf(err, "fidelity[%d] = %g is not in [0, 1]", i, (double)fid[i]);
     }
+    if (n_known == 0) return ac_errf(err, "task has no measured configuration");
     size_t cap = (size_t)ds->cap, nc = (size_t)ds->n_configs, n = (size_t)ds->n_tasks + 1;
     if (n > cap) {
         size_t new_cap = cap;
@@ -110,7 +116,9 @@ int ac_train_dataset_add(struct ac_train_dataset *ds, const int32_t *ids, int n_
         if (f) ds->fid = f;
         int8_t *s = realloc(ds->success, nc * new_cap);
         if (s) ds->success = s;
-        if (!c || !f || !s) return ac_errf(err, "dataset: out of memory");
+        uint8_t *k = realloc(ds->known, nc * new_cap);
+        if (k) ds->known = k;
+        if (!c || !f || !s || !k) return ac_errf(err, "dataset: out of memory");
         ds->cap = (int)new_cap;
     }
     if (grow((void **)&ds->ids, sizeof(int32_t), ds->n_ids + (size_t)n_ids, &ds->ids_cap) != 0)
@@ -124,8 +132,11 @@ int ac_train_dataset_add(struct ac_train_dataset *ds, const int32_t *ids, int n_
     memcpy(ds->ids + ds->n_ids, ids, sizeof(int32_t) * (size_t)n_ids);
     ds->n_ids += (size_t)n_ids;
     size_t row = (size_t)ds->n_tasks * nc;
-    memcpy(ds->cost + row, cost, sizeof(float) * nc);
-    memcpy(ds->fid + row, fid, sizeof(float) * nc);
+    for (size_t i = 0; i < nc; i++) {
+        ds->known[row + i] = !known || known[i];
+        ds->cost[row + i] = ds->known[row + i] ? cost[i] : 0.0f;
+        ds->fid[row + i] = ds->known[row + i] ? fid[i] : 0.0f;
+    }
     if (success)
         memcpy(ds->success + row, success, nc);
     else
@@ -164,8 +175,9 @@ static int parse_levels(const cJSON *root, struct ac_train_levels *lv, char *err
     return 0;
 }
 
+/* nulls: NULL (a null entry is an error), or per entry 1 where it is null. */
 static int parse_numbers(const cJSON *obj, const char *key, int n, float *out, bool required, bool *present,
-                         char *err) {
+                         uint8_t *nulls, char *err) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (present) *present = arr != NULL;
     if (!arr) return required ? ac_errf(err, "missing \"%s\"", key) : 0;
@@ -175,7 +187,10 @@ static int parse_numbers(const cJSON *obj, const char *key, int n, float *out, b
         return ac_errf(err, "\"%s\" has %d values, the levels define %d configurations", key, got, n);
     int i = 0;
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        if (cJSON_IsBool(it))
+        if (nulls) nulls[i] = cJSON_IsNull(it);
+        if (nulls && nulls[i])
+            out[i] = 0.0f;
+        else if (cJSON_IsBool(it))
             out[i] = cJSON_IsTrue(it) ? 1.0f : 0.0f;
         else if (cJSON_IsNumber(it))
             out[i] = (float)it->valuedouble;
@@ -185,6 +200,7 @@ static int parse_numbers(const cJSON *obj, const char *key, int n, float *out, b
     return 0;
 }
 
+/* succ: 3 * n_configs bytes of scratch (success flags, then null marks). */
 static int parse_task(struct ac_train_dataset *ds, const cJSON *root, float *cost, float *fid, float *succ_f,
                       int8_t *succ, char *err) {
     const cJSON *dom = cJSON_GetObjectItemCaseSensitive(root, "domain");
@@ -206,12 +222,21 @@ static int parse_task(struct ac_train_dataset *ds, const cJSON *root, float *cos
     }
     bool has_success = false;
     int rc = -1;
-    if (parse_numbers(root, "cost", ds->n_configs, cost, true, NULL, err) != 0 ||
-        parse_numbers(root, "fidelity", ds->n_configs, fid, true, NULL, err) != 0 ||
-        parse_numbers(root, "success", ds->n_configs, succ_f, false, &has_success, err) != 0)
+    const int nc = ds->n_configs;
+    uint8_t *cost_null = (uint8_t *)succ + nc, *known = (uint8_t *)succ + 2 * nc;
+    if (parse_numbers(root, "cost", nc, cost, true, NULL, cost_null, err) != 0 ||
+        parse_numbers(root, "fidelity", nc, fid, true, NULL, known, err) != 0 ||
+        parse_numbers(root, "success", nc, succ_f, false, &has_success, NULL, err) != 0)
         goto done;
-    for (int c = 0; c < ds->n_configs; c++) succ[c] = (int8_t)(succ_f[c] != 0.0f);
-    rc = ac_train_dataset_add(ds, v, n, dom->valuestring, cost, fid, has_success ? succ : NULL, err);
+    for (int c = 0; c < nc; c++) {
+        if (cost_null[c] && !known[c]) {
+            ac_errf(err, "\"cost\"[%d] is null but \"fidelity\"[%d] is not", c, c);
+            goto done;
+        }
+        known[c] = !known[c]; /* the null marks become the measured flags */
+        succ[c] = (int8_t)(succ_f[c] != 0.0f);
+    }
+    rc = ac_train_dataset_add(ds, v, n, dom->valuestring, cost, fid, has_success ? succ : NULL, known, err);
 done:
     free(v);
     return rc;
@@ -252,7 +277,7 @@ int ac_train_dataset_load_jsonl(struct ac_train_dataset **out, const char *path,
             if (r == 0) r = ac_train_dataset_new(&ds, &lv, err);
             if (r == 0 && ds) {
                 buf = malloc(sizeof(float) * 3 * (size_t)ds->n_configs);
-                succ = malloc((size_t)ds->n_configs);
+                succ = malloc(3 * (size_t)ds->n_configs);
                 if (!buf || !succ) r = ac_errf(err, "out of memory");
             }
         } else {
@@ -309,8 +334,9 @@ int ac_train_dataset_save_jsonl(const struct ac_train_dataset *ds, const char *p
         bool known = ds->success[row] >= 0;
         cJSON *succ = known ? cJSON_AddArrayToObject(o, "success") : NULL;
         for (int c = 0; c < ds->n_configs; c++) {
-            if (cost) cJSON_AddItemToArray(cost, cJSON_CreateNumber(ds->cost[row + c]));
-            if (fid) cJSON_AddItemToArray(fid, cJSON_CreateNumber(ds->fid[row + c]));
+            const bool measured = ds->known[row + c];
+            if (cost) cJSON_AddItemToArray(cost, measured ? cJSON_CreateNumber(ds->cost[row + c]) : cJSON_CreateNull());
+            if (fid) cJSON_AddItemToArray(fid, measured ? cJSON_CreateNumber(ds->fid[row + c]) : cJSON_CreateNull());
             if (succ) cJSON_AddItemToArray(succ, cJSON_CreateBool(ds->success[row + c] > 0));
         }
         char *s = cJSON_PrintUnformatted(o);
@@ -348,10 +374,32 @@ static int add_level_value(float *vals, int *n, float v) {
     return i;
 }
 
+static int level_of_name(char names[][AC_CTRL_NAME_LEN], int n, const char *v) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(names[i], v)) return i;
+    return -1;
+}
+
 static int level_of(const float *vals, int n, float v) {
     for (int i = 0; i < n; i++)
         if (fabsf(vals[i] - v) < 1e-6f) return i;
     return -1;
+}
+
+/* The token ids of a stored JSON array ("[1,504,28]"), at most AC_CTRL_MAX_K. */
+static int parse_id_list(const char *json, int32_t *ids) {
+    int n = 0;
+    for (const char *p = json; p && *p && n < AC_CTRL_MAX_K;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end != p) {
+            ids[n++] = (int32_t)v;
+            p = end;
+        } else {
+            p++;
+        }
+    }
+    return n;
 }
 
 /* A profile written by `agentcompress profile` (SQLite): every stage with
@@ -440,17 +488,7 @@ static int load_sqlite_profile(struct ac_train_dataset **out, const char *path, 
         const char *ids_json = (const char *)sqlite3_column_text(stages, 2);
         const double f16_bytes = sqlite3_column_double(stages, 3);
         int32_t ids[AC_CTRL_MAX_K];
-        int n_ids = 0;
-        for (const char *p = ids_json; p && *p && n_ids < AC_CTRL_MAX_K;) {
-            char *end;
-            const long v = strtol(p, &end, 10);
-            if (end != p) {
-                ids[n_ids++] = (int32_t)v;
-                p = end;
-            } else {
-                p++;
-            }
-        }
+        const int n_ids = parse_id_list(ids_json, ids);
         if (n_ids == 0) continue;
         for (int k = 0; k < nc; k++) cost[k] = 1e3f, fid[k] = 0.0f, succ[k] = -1;
         sqlite3_reset(st);
@@ -469,7 +507,7 @@ static int load_sqlite_profile(struct ac_train_dataset **out, const char *path, 
             seen++;
         }
         if (seen == 0) continue; /* not profiled yet (an interrupted profile) */
-        if (ac_train_dataset_add(ds, ids, n_ids, domain ? domain : "", cost, fid, succ, err) != 0) {
+        if (ac_train_dataset_add(ds, ids, n_ids, domain ? domain : "", cost, fid, succ, NULL, err) != 0) {
             sqlite3_finalize(stages);
             goto done;
         }
@@ -488,6 +526,214 @@ done:
     return rc;
 }
 
+/* One measured request of a telemetry file. */
+struct telemetry_row {
+    char head[32 * 12 + 8]; /* the task's first ids as stored: the grouping key */
+    int32_t ids[AC_CTRL_MAX_K];
+    int n_ids;
+    int variant; /* index into the server's variant list */
+    float prune, sparsity;
+    double fid, rel;
+    long order;
+};
+
+static int compare_rows(const void *a, const void *b) {
+    const struct telemetry_row *x = a, *y = b;
+    const int c = strcmp(x->head, y->head);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* The distinct variant lists of the servers whose requests were measured:
+ * exactly one, parsed into names (n_names), or an error. */
+static int telemetry_variants(sqlite3 *db, const char *path, char names[][AC_CTRL_NAME_LEN], int *n_names,
+                              char *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT DISTINCT s.variants FROM servers s JOIN requests r ON r.server_id = s.id "
+                           "WHERE r.fidelity IS NOT NULL",
+                           -1, &st, NULL) != SQLITE_OK)
+        return ac_errf(err, "%s: telemetry without fidelity samples (serve with --telemetry-fidelity RATE)", path);
+    char first[1024] = "";
+    int n_sets = 0, rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        if (n_sets++ == 0)
+            snprintf(first, sizeof first, "%s", v ? v : "");
+        else
+            rc = ac_errf(err, "%s: requests measured on different variant sets (%s and %s); train on one deployment's "
+                         "telemetry", path, first, v ? v : "");
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) return -1;
+    if (n_sets == 0)
+        return ac_errf(err, "%s: no request has a fidelity sample (serve with --telemetry-fidelity RATE)", path);
+    cJSON *arr = cJSON_Parse(first);
+    *n_names = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        if (!cJSON_IsString(it) || add_level_name(names, n_names, it->valuestring) < 0) {
+            cJSON_Delete(arr);
+            return ac_errf(err, "%s: the servers table's variant list %s is not one of 1..%d names", path, first,
+                           AC_CTRL_MAX_LEVELS);
+        }
+    }
+    cJSON_Delete(arr);
+    if (level_of_name(names, *n_names, "f16") < 0)
+        return ac_errf(err, "%s: its variants %s have no f16, the reference of fidelity", path, first);
+    return 0;
+}
+
+/* A server's telemetry (src/server/telemetry.h): measured requests grouped
+ * by the task's first ids; per group, each configuration seen gets its mean
+ * relative cost and fidelity, plain f16 cost 1 and fidelity 1 (the
+ * reference), everything else is unmeasured. The grid is the variants seen
+ * (in the server's order) x the pruning ratios x the sparsities seen. A
+ * group that measured nothing but plain f16 compares nothing: skipped. */
+static int load_telemetry(struct ac_train_dataset **out, sqlite3 *db, const char *path, char *err) {
+    char names[AC_CTRL_MAX_LEVELS][AC_CTRL_NAME_LEN];
+    int n_names = 0;
+    if (telemetry_variants(db, path, names, &n_names, err) != 0) return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, variant, prune, sparsity, fidelity, relative_cost, head_ids FROM requests "
+                           "WHERE fidelity IS NOT NULL ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return ac_errf(err, "%s: not a telemetry file (%s)", path, sqlite3_errmsg(db));
+    struct telemetry_row *rows = NULL;
+    size_t n_rows = 0, cap = 0;
+    bool seen[AC_CTRL_MAX_LEVELS] = {false};
+    struct ac_train_levels lv;
+    memset(&lv, 0, sizeof lv);
+    add_level_value(lv.prune, &lv.n[1], 0.0f); /* plain f16 is always in the grid */
+    add_level_value(lv.sparsity, &lv.n[2], 0.0f);
+    seen[level_of_name(names, n_names, "f16")] = true;
+    struct ac_train_dataset *ds = NULL;
+    float *cost = NULL, *fid = NULL;
+    double *sum = NULL;
+    uint8_t *known = NULL;
+    int rc = -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *variant = (const char *)sqlite3_column_text(st, 1), *head = (const char *)sqlite3_column_text(st, 6);
+        struct telemetry_row r = {.prune = (float)sqlite3_column_double(st, 2),
+                                  .sparsity = (float)sqlite3_column_double(st, 3),
+                                  .fid = sqlite3_column_double(st, 4),
+                                  .rel = sqlite3_column_double(st, 5),
+                                  .order = (long)n_rows};
+        r.n_ids = parse_id_list(head, r.ids);
+        if (r.n_ids == 0) continue; /* the task's text was empty */
+        snprintf(r.head, sizeof r.head, "%s", head);
+        r.variant = variant ? level_of_name(names, n_names, variant) : -1;
+        if (r.variant < 0) {
+            ac_errf(err, "%s: request %lld ran on '%s', which is not one of its server's variants", path,
+                    (long long)sqlite3_column_int64(st, 0), variant ? variant : "(none)");
+            goto done;
+        }
+        if (!(r.fid >= 0.0 && r.fid <= 1.0) || !(r.rel >= 0.0) || !isfinite(r.rel)) {
+            ac_errf(err, "%s: request %lld has fidelity %g and relative cost %g", path,
+                    (long long)sqlite3_column_int64(st, 0), r.fid, r.rel);
+            goto done;
+        }
+        if (add_level_value(lv.prune, &lv.n[1], r.prune) < 0 || add_level_value(lv.sparsity, &lv.n[2], r.sparsity) < 0) {
+            ac_errf(err, "%s: more than %d pruning ratios or sparsities", path, AC_CTRL_MAX_LEVELS);
+            goto done;
+        }
+        seen[r.variant] = true;
+        if (grow((void **)&rows, sizeof *rows, n_rows + 1, &cap) != 0) {
+            ac_errf(err, "out of memory");
+            goto done;
+        }
+        rows[n_rows++] = r;
+    }
+    if (n_rows == 0) {
+        ac_errf(err, "%s: no measured request has task token ids", path);
+        goto done;
+    }
+    int quant_of[AC_CTRL_MAX_LEVELS]; /* server variant -> quant level */
+    for (int i = 0; i < n_names; i++) {
+        quant_of[i] = seen[i] ? lv.n[0] : -1;
+        if (seen[i]) snprintf(lv.quant_names[lv.n[0]++], AC_CTRL_NAME_LEN, "%s", names[i]);
+    }
+    if (ac_train_dataset_new(&ds, &lv, err) != 0) goto done;
+    const int nc = ds->n_configs;
+    const int ref = (quant_of[level_of_name(names, n_names, "f16")] * lv.n[1] + 0) * lv.n[2] + 0;
+    cost = malloc(sizeof(float) * (size_t)nc);
+    fid = malloc(sizeof(float) * (size_t)nc);
+    sum = malloc(sizeof(double) * 3 * (size_t)nc); /* fidelity, cost, count */
+    known = malloc((size_t)nc);
+    if (!cost || !fid || !sum || !known) {
+        ac_errf(err, "out of memory");
+        goto done;
+    }
+    qsort(rows, n_rows, sizeof *rows, compare_rows);
+    for (size_t g = 0; g < n_rows;) {
+        size_t end = g;
+        while (end < n_rows && !strcmp(rows[end].head, rows[g].head)) end++;
+        memset(sum, 0, sizeof(double) * 3 * (size_t)nc);
+        bool compares = false;
+        for (size_t i = g; i < end; i++) {
+            const int k = (quant_of[rows[i].variant] * lv.n[1] + level_of(lv.prune, lv.n[1], rows[i].prune)) * lv.n[2] +
+                          level_of(lv.sparsity, lv.n[2], rows[i].sparsity);
+            sum[k] += rows[i].fid;
+            sum[nc + k] += rows[i].rel;
+            sum[2 * nc + k] += 1.0;
+            compares |= k != ref;
+        }
+        for (int k = 0; k < nc; k++) {
+            const double n = sum[2 * nc + k];
+            known[k] = n > 0.0 || k == ref;
+            fid[k] = k == ref ? 1.0f : n > 0.0 ? (float)(sum[k] / n) : 0.0f;
+            cost[k] = k == ref ? 1.0f : n > 0.0 ? (float)(sum[nc + k] / n) : 0.0f;
+        }
+        if (compares &&
+            ac_train_dataset_add(ds, rows[g].ids, rows[g].n_ids, "telemetry", cost, fid, NULL, known, err) != 0)
+            goto done;
+        g = end;
+    }
+    if (ds->n_tasks == 0) {
+        ac_errf(err, "%s: every measured request ran on plain f16 (the reference): nothing to compare", path);
+        goto done;
+    }
+    *out = ds;
+    ds = NULL;
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    ac_train_dataset_free(ds);
+    free(rows);
+    free(cost);
+    free(fid);
+    free(sum);
+    free(known);
+    return rc;
+}
+
+/* An SQLite file: a profile (table configs) or a server's telemetry (table requests). */
+static int load_sqlite(struct ac_train_dataset **out, const char *path, char *err) {
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        ac_errf(err, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    bool profile = false, telemetry = false;
+    if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &st, NULL) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(st, 0);
+            profile |= name && !strcmp(name, "configs");
+            telemetry |= name && !strcmp(name, "requests");
+        }
+    sqlite3_finalize(st);
+    int rc;
+    if (profile || !telemetry) {
+        sqlite3_close(db);
+        return load_sqlite_profile(out, path, err);
+    }
+    rc = load_telemetry(out, db, path, err);
+    sqlite3_close(db);
+    return rc;
+}
+
 int ac_train_load_profile(struct ac_train_dataset **out, const char *path, char *err) {
     size_t n = strlen(path);
     if (n >= 6 && strcmp(path + n - 6, ".jsonl") == 0) return ac_train_dataset_load_jsonl(out, path, err);
@@ -496,8 +742,9 @@ int ac_train_load_profile(struct ac_train_dataset **out, const char *path, char 
     if (!f) return ac_errf(err, "%s: %s", path, strerror(errno));
     const size_t got = fread(magic, 1, sizeof magic, f);
     fclose(f);
-    if (got == sizeof magic && !memcmp(magic, "SQLite format 3", 16)) return load_sqlite_profile(out, path, err);
-    return ac_errf(err, "%s: not a profile (an `agentcompress profile` SQLite file or a .jsonl dataset)", path);
+    if (got == sizeof magic && !memcmp(magic, "SQLite format 3", 16)) return load_sqlite(out, path, err);
+    return ac_errf(err, "%s: not a profile (an `agentcompress profile` SQLite file, a server's telemetry or a "
+                   ".jsonl dataset)", path);
 }
 
 /* ------------------------------------------------------------------------
@@ -516,7 +763,7 @@ int ac_train_dataset_select(struct ac_train_dataset **out, const struct ac_train
         }
         if (ac_train_dataset_add(ds, ac_train_task_ids(src, t), src->tasks[t].n_ids, src->domains[src->tasks[t].domain],
                                  src->cost + t * nc, src->fid + t * nc, src->success[t * nc] >= 0 ? src->success + t * nc : NULL,
-                                 err) != 0) {
+                                 src->known + t * nc, err) != 0) {
             ac_train_dataset_free(ds);
             return -1;
         }
@@ -606,10 +853,13 @@ int ac_train_dataset_check(const struct ac_train_dataset *ds, const struct ac_co
  * ground truth */
 
 int ac_train_task_best(const struct ac_train_dataset *ds, int task, float theta) {
-    const float *cost = ds->cost + (size_t)task * ds->n_configs, *fid = ds->fid + (size_t)task * ds->n_configs;
-    int best = -1, most_faithful = 0;
+    const size_t row = (size_t)task * ds->n_configs;
+    const float *cost = ds->cost + row, *fid = ds->fid + row;
+    const uint8_t *known = ds->known + row;
+    int best = -1, most_faithful = -1;
     for (int c = 0; c < ds->n_configs; c++) {
-        if (fid[c] > fid[most_faithful]) most_faithful = c;
+        if (!known[c]) continue;
+        if (most_faithful < 0 || fid[c] > fid[most_faithful]) most_faithful = c;
         if (fid[c] >= theta && (best < 0 || cost[c] < cost[best])) best = c;
     }
     return best >= 0 ? best : most_faithful;
@@ -617,19 +867,23 @@ int ac_train_task_best(const struct ac_train_dataset *ds, int task, float theta)
 
 float ac_train_task_target(const struct ac_train_dataset *ds, int task, float theta, enum ac_target_kind kind) {
     const int nc = ds->n_configs;
-    const float *cost = ds->cost + (size_t)task * nc, *fid = ds->fid + (size_t)task * nc;
+    const size_t row = (size_t)task * nc;
+    const float *cost = ds->cost + row, *fid = ds->fid + row;
+    const uint8_t *known = ds->known + row;
     if (kind == AC_TARGET_FID) {
-        int cheapest = 0;
-        for (int c = 1; c < nc; c++)
-            if (cost[c] < cost[cheapest]) cheapest = c;
+        int cheapest = -1;
+        for (int c = 0; c < nc; c++)
+            if (known[c] && (cheapest < 0 || cost[c] < cost[cheapest])) cheapest = c;
         return 1.0f - fid[cheapest];
     }
-    if (nc == 1) return 0.0f;
+    int n_known = 0;
+    for (int c = 0; c < nc; c++) n_known += known[c];
+    if (n_known == 1) return 0.0f;
     int best = ac_train_task_best(ds, task, theta);
     if (fid[best] < theta) return 1.0f;
-    /* rank of best in cost order (ties broken by index, as in _best) */
+    /* rank of best in cost order among the measured (ties broken by index, as in _best) */
     int rank = 0;
     for (int c = 0; c < nc; c++)
-        if (cost[c] < cost[best] || (c < best && cost[c] == cost[best])) rank++;
-    return (float)rank / (float)(nc - 1);
+        if (known[c] && (cost[c] < cost[best] || (c < best && cost[c] == cost[best]))) rank++;
+    return (float)rank / (float)(n_known - 1);
 }

@@ -79,8 +79,8 @@ static int batch_grad(struct trainer *tr, const struct ac_train_dataset *ds, con
         float target = ac_train_task_target(ds, t, tp->loss.theta, tp->target);
         float dc;
         const size_t row = (size_t)t * (size_t)ds->n_configs;
-        *loss_sum += ac_ctrl_task_loss(c, &tp->loss, y, w->a.c[0], target, ds->cost + row, ds->fid + row, dy, &dc,
-                                       NULL, NULL);
+        *loss_sum += ac_ctrl_task_loss(c, &tp->loss, y, w->a.c[0], target, ds->cost + row, ds->fid + row,
+                                       ds->known + row, dy, &dc, NULL, NULL);
         for (int j = 0; j < AC_CTRL_N_HEADS; j++)
             for (int l = 0; l < c->n_levels[j]; l++) dy[j][l] *= scale;
         ac_ctrl_backward(w, &tr->grad_p, p, dc * scale, dy, tr->tau, tp->entropy * scale);
@@ -153,14 +153,17 @@ int ac_train_evaluate(struct ac_controller *ctrl, const struct ac_train_dataset 
         ac_ctrl_forward(w, &ctrl->p, T, NULL, 1.0f);
         const size_t row = (size_t)t * (size_t)ds->n_configs;
         float tgt = ac_train_task_target(ds, t, lp->theta, target);
-        m->loss += ac_ctrl_task_loss(c, lp, w->a.hard, w->a.c[0], tgt, ds->cost + row, ds->fid + row, NULL, NULL,
-                                     NULL, NULL);
+        m->loss += ac_ctrl_task_loss(c, lp, w->a.hard, w->a.c[0], tgt, ds->cost + row, ds->fid + row,
+                                     ds->known + row, NULL, NULL, NULL, NULL);
         int cfg = (w->choice[0] * c->n_levels[1] + w->choice[1]) * c->n_levels[2] + w->choice[2];
         int best = ac_train_task_best(ds, t, lp->theta);
         m->accuracy += cfg == best;
-        m->mean_cost += ds->cost[row + cfg];
-        m->mean_fid += ds->fid[row + cfg];
-        m->feasible += ds->fid[row + cfg] >= lp->theta;
+        if (ds->known[row + cfg]) {
+            m->observed++;
+            m->mean_cost += ds->cost[row + cfg];
+            m->mean_fid += ds->fid[row + cfg];
+            m->feasible += ds->fid[row + cfg] >= lp->theta;
+        }
         m->oracle_cost += ds->cost[row + best];
         cs[t] = w->a.c[0];
         tr[t] = ac_train_task_target(ds, t, lp->theta, AC_TARGET_RANK);
@@ -170,9 +173,12 @@ int ac_train_evaluate(struct ac_controller *ctrl, const struct ac_train_dataset 
     m->n = ds->n_tasks;
     m->loss /= n;
     m->accuracy /= n;
-    m->mean_cost /= n;
-    m->mean_fid /= n;
-    m->feasible /= n;
+    if (m->observed > 0) {
+        m->mean_cost /= m->observed;
+        m->mean_fid /= m->observed;
+        m->feasible /= m->observed;
+    }
+    m->observed /= n;
     m->oracle_cost /= n;
     m->pearson_rank = pearson(cs, tr, ds->n_tasks);
     m->pearson_fid = pearson(cs, tf, ds->n_tasks);
@@ -184,11 +190,14 @@ void ac_train_format_epoch(char *buf, size_t n, const struct ac_train_epoch *ep)
     int k = snprintf(buf, n, "epoch %3d/%d  tau %.3f  train loss %.4f", ep->epoch, ep->epochs, (double)ep->tau,
                      ep->train_loss);
     if (k < 0 || (size_t)k >= n) return;
+    char observed[32] = ""; /* shown when some decisions fall on unmeasured configurations */
+    if (ep->has_dev && ep->dev.observed < 1.0) snprintf(observed, sizeof observed, "  measured %.3f", ep->dev.observed);
     if (ep->has_dev)
         snprintf(buf + k, n - (size_t)k,
-                 "  dev loss %.4f  acc %.3f  cost %.3f (oracle %.3f)  fid %.3f  ok %.3f  r(c) %.3f/%.3f%s  %.1fs",
+                 "  dev loss %.4f  acc %.3f  cost %.3f (oracle %.3f)  fid %.3f  ok %.3f%s  r(c) %.3f/%.3f%s  %.1fs",
                  ep->dev.loss, ep->dev.accuracy, ep->dev.mean_cost, ep->dev.oracle_cost, ep->dev.mean_fid,
-                 ep->dev.feasible, ep->dev.pearson_rank, ep->dev.pearson_fid, ep->improved ? "  *" : "", ep->seconds);
+                 ep->dev.feasible, observed, ep->dev.pearson_rank, ep->dev.pearson_fid, ep->improved ? "  *" : "",
+                 ep->seconds);
     else
         snprintf(buf + k, n - (size_t)k, "  %.1fs", ep->seconds);
 }

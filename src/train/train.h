@@ -6,8 +6,11 @@
  * configuration (quant x prune x sparsity, index (a*n1 + b)*n2 + c in the
  * order of the level lists) its relative cost (bytes per token / F16's),
  * fidelity in [0, 1] (DESIGN.md "Metrics") and optionally a success flag.
+ * A configuration may be unmeasured for a task (known = 0): the loss then
+ * takes its expectations over the measured ones (controller.h).
  *
- * Profiles written by `agentcompress profile` (SQLite) are read by
+ * Profiles written by `agentcompress profile` (SQLite) and the telemetry of
+ * `agentcompress serve --telemetry-fidelity` are read by
  * ac_train_load_profile too. JSON Lines file format (ac_train_dataset_load_jsonl), blank lines skipped:
  *   line 1, the configuration space:
  *     {"levels": {"quant": ["f16", "q8_0", "q4_0", "q2_k"],
@@ -18,7 +21,8 @@
  *   ids: non-empty, each 0 <= id < 2^31; cost (finite, >= 0) and fidelity
  *   (in [0, 1]) hold exactly n_quant*n_prune*n_sparsity numbers; success
  *   (same length, booleans) and name are optional; unknown keys are
- *   ignored. Any bad line rejects the whole file with "PATH:LINE: reason".
+ *   ignored. A null fidelity marks an unmeasured configuration (its cost
+ *   may be null too); every task needs at least one measured one. Any bad line rejects the whole file with "PATH:LINE: reason".
  *
  * Ownership: a dataset owns all its memory; free it with
  * ac_train_dataset_free. Every function returns 0 or -1 with one line in err. */
@@ -62,23 +66,28 @@ struct ac_train_dataset {
     size_t n_ids, ids_cap;
     float *cost, *fid;  /* (n_tasks, n_configs) */
     int8_t *success;    /* (n_tasks, n_configs): 1, 0, or -1 unknown */
+    uint8_t *known;     /* (n_tasks, n_configs): 1 measured, 0 not (cost and fid then 0) */
     char **domains;
     int n_domains;
 };
 
 int ac_train_dataset_new(struct ac_train_dataset **out, const struct ac_train_levels *lv, char *err);
 void ac_train_dataset_free(struct ac_train_dataset *ds);
-/* Appends a task (copies everything). success may be NULL (unknown). */
+/* Appends a task (copies everything). success may be NULL (unknown);
+ * known may be NULL (every configuration measured). */
 int ac_train_dataset_add(struct ac_train_dataset *ds, const int32_t *ids, int n_ids, const char *domain,
-                         const float *cost, const float *fid, const int8_t *success, char *err);
+                         const float *cost, const float *fid, const int8_t *success, const uint8_t *known,
+                         char *err);
 static inline const int32_t *ac_train_task_ids(const struct ac_train_dataset *ds, int i) {
     return ds->ids + ds->tasks[i].ids_off;
 }
 int ac_train_dataset_load_jsonl(struct ac_train_dataset **out, const char *path, char *err);
 /* Writes the JSONL format above (atomically: PATH.tmp, then rename). */
 int ac_train_dataset_save_jsonl(const struct ac_train_dataset *ds, const char *path, char *err);
-/* The training input of `agentcompress train --profile PROFILE`. Today:
- * a .jsonl file in the format above; the SQLite profile will be read here. */
+/* The training input of `agentcompress train --profile PROFILE`: a .jsonl
+ * file in the format above, an `agentcompress profile` SQLite file, or a
+ * server's telemetry (SQLite, table `requests`; see
+ * src/server/telemetry.h for how its requests become tasks). */
 int ac_train_load_profile(struct ac_train_dataset **out, const char *path, char *err);
 
 /* New dataset of the tasks idx[0..n) of src (same levels). */
@@ -96,16 +105,17 @@ int ac_train_dataset_check(const struct ac_train_dataset *ds, const struct ac_co
 
 /* ---- ground truth per task ---- */
 
-/* The cheapest configuration with fidelity >= theta (lowest index on equal
- * cost); if none reaches theta, the one with the highest fidelity. */
+/* The cheapest measured configuration with fidelity >= theta (lowest index
+ * on equal cost); if none reaches theta, the measured one with the highest
+ * fidelity. */
 int ac_train_task_best(const struct ac_train_dataset *ds, int task, float theta);
 
 enum ac_target_kind {
-    /* rank of the cheapest config with fidelity >= theta among all configs
-     * sorted by cost (cheapest first), / (n_configs - 1): 0 = the cheapest
-     * config is good enough, 1 = only the most expensive one is */
+    /* rank of the cheapest config with fidelity >= theta among the measured
+     * configs sorted by cost (cheapest first), / (measured - 1): 0 = the
+     * cheapest config is good enough, 1 = only the most expensive one is */
     AC_TARGET_RANK = 0,
-    /* 1 - fidelity of the cheapest configuration */
+    /* 1 - fidelity of the cheapest measured configuration */
     AC_TARGET_FID = 1,
 };
 float ac_train_task_target(const struct ac_train_dataset *ds, int task, float theta, enum ac_target_kind kind);
@@ -118,9 +128,10 @@ struct ac_train_metrics {
     int n;
     double loss;          /* mean loss of the argmax decisions */
     double accuracy;      /* decision == ac_train_task_best */
-    double mean_cost;     /* relative cost of the decisions */
+    double observed;      /* fraction of decisions on a measured configuration */
+    double mean_cost;     /* relative cost of the decisions (the measured ones) */
     double mean_fid;
-    double feasible;      /* fraction with fidelity >= theta */
+    double feasible;      /* fraction with fidelity >= theta (of the measured ones) */
     double pearson_rank;  /* corr(c, AC_TARGET_RANK target) */
     double pearson_fid;   /* corr(c, AC_TARGET_FID target) */
     double oracle_cost;   /* mean cost of ac_train_task_best */
