@@ -8,6 +8,7 @@
  * official openai Python package when it is installed. Also the pure parts:
  * the text filter, request parsing and the ChatML formatter. */
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -32,11 +33,15 @@
 #include "common/common.h"
 #include "compress/compress.h"
 #include "controller/controller.h"
+#include "eval/eval.h"
+#include "eval/profile.h"
+#include "eval/router.h"
 #include "model/model.h"
 #include "server/server.h"
 #include "server/server_internal.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
+#include "workflow/workflow.h"
 
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define VARIANT "SmolLM2-135M-Instruct.Q4_1"
@@ -1205,6 +1210,165 @@ static void test_prefetch_next_variant(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* A workflows file run through the server gives eval's decisions and
+ * outputs. Eval's side is what `agentcompress eval -c CTRL` computes from
+ * a profile: the controller's decision on each stage's first user-text
+ * tokens, and that configuration's greedy output stored by `profile`. The
+ * server's side is a client running the workflows: one chat request per
+ * stage (temperature 0, the stage's max_tokens, {prev} filled with the
+ * server's previous answer), routed by the same controller. Both variants
+ * are the default model, so {prev} is the same on both sides (eval fills
+ * it with f16's output whatever was chosen); the controller is untrained,
+ * seeded so that it picks both. */
+static const struct {
+    const char *workflow;
+    int stage;
+    const char *prompt;
+    int max_tokens;
+} FLOW[] = {
+    {"w1", 1, "Name three primary colors.", 12},
+    {"w1", 2, "Write this as a JSON list: {prev}", 16},
+    {"w1", 3, "How many items are in {prev}? Answer with a number.", 6},
+    {"w2", 1, "What is 12 times 3?", 10},
+    {"w2", 2, "Double the answer: {prev}", 10},
+};
+#define N_FLOW ((int)(sizeof FLOW / sizeof FLOW[0]))
+
+static void test_workflow_matches_eval(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ac_flow_XXXXXX", cmd[9216], path[256], ctrl_path[256], db_path[256], err[AC_ERR_LEN];
+    char model_path[4096];
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(realpath(MODEL, model_path));
+    snprintf(cmd, sizeof cmd,
+             "ln -s %s %s/f16.gguf && ln -s %s %s/lite.gguf && printf '%%s' '{\"base\": \"smollm2\", \"variants\": ["
+             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 4.5, \"bytes\": 1, \"relative_cost\": 1},"
+             "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 4.5, \"bytes\": 1, \"relative_cost\": 0.5}]}'"
+             " > %s/manifest.json",
+             model_path, dir, model_path, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/tasks.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < N_FLOW; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "workflow", FLOW[i].workflow);
+        cJSON_AddStringToObject(o, "domain", "cs");
+        cJSON_AddNumberToObject(o, "stage", FLOW[i].stage);
+        cJSON_AddStringToObject(o, "kind", "test");
+        cJSON_AddStringToObject(o, "prompt", FLOW[i].prompt);
+        cJSON_AddNumberToObject(o, "max_tokens", FLOW[i].max_tokens);
+        cJSON_AddItemToObject(o, "check", cJSON_Parse("{\"type\": \"none\"}"));
+        char *line = cJSON_PrintUnformatted(o);
+        fprintf(f, "%s\n", line);
+        free(line);
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    /* an untrained controller over the two variants */
+    struct ac_controller_config cc;
+    ac_controller_config_default(&cc, model->cfg.n_vocab, model->cfg.dim);
+    cc.d_model = 32, cc.n_layers = 1, cc.n_heads = 2;
+    cc.n_levels[0] = 2, cc.n_levels[1] = 1, cc.n_levels[2] = 1;
+    snprintf(cc.quant_names[0], AC_CTRL_NAME_LEN, "f16");
+    snprintf(cc.quant_names[1], AC_CTRL_NAME_LEN, "lite");
+    cc.prune_levels[0] = 0.0f, cc.sparsity_levels[0] = 0.0f;
+    struct ac_controller *ctrl;
+    assert_int_equal(ac_controller_new(&ctrl, &cc, 26, err), 0);
+    snprintf(ctrl_path, sizeof ctrl_path, "%s/ctrl.gguf", dir);
+    assert_int_equal(ac_controller_save(ctrl, ctrl_path, err), 0);
+    ac_controller_free(ctrl);
+
+    /* eval's side: profile, then route every stage as eval does */
+    snprintf(db_path, sizeof db_path, "%s/profile.sqlite", dir);
+    struct ac_profile_params pp = {.variants_dir = dir, .tasks_path = path, .db_path = db_path, .configs = "f16,lite"};
+    struct ac_profile_summary sum;
+    if (ac_profile_run(&pp, &sum, err) != 0) fail_msg("profile: %s", err);
+    struct ac_eval_data d;
+    if (ac_eval_load(db_path, &d, err) != 0) fail_msg("eval load: %s", err);
+    assert_int_equal(d.n_stages, N_FLOW);
+    struct ac_router router;
+    if (ac_router_controller(&router, ctrl_path, dir, err) != 0) fail_msg("router: %s", err);
+    char eval_config[N_FLOW][AC_CONFIG_NAME_LEN];
+    double eval_complexity[N_FLOW];
+    for (int s = 0; s < N_FLOW; s++) {
+        const struct ac_eval_stage *g = &d.stages[s];
+        struct ac_route_decision dec;
+        if (router.route(router.ctx, g->ids, g->n_ids, g->n_task, g->prompt, &dec, err) != 0) fail_msg("route: %s", err);
+        snprintf(eval_config[s], sizeof eval_config[s], "%s", dec.config);
+        eval_complexity[s] = dec.score;
+    }
+    ac_router_free(&router);
+    ac_eval_data_free(&d);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT r.output, r.n_prompt, r.n_generated FROM results r JOIN stages s ON "
+                                        "s.id = r.stage_id JOIN configs c ON c.id = r.config_id "
+                                        "WHERE s.workflow = ? AND s.stage = ? AND c.name = ?",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+
+    /* the server's side */
+    struct ac_backend *rb;
+    struct ac_routed_params rp = {.dir = dir, .controller_path = ctrl_path};
+    if (ac_backend_routed_new(&rb, &rp, err) != 0) fail_msg("routed backend: %s", err);
+    struct ac_server *rs;
+    struct ac_server_config cfg = {.port = 0};
+    assert_int_equal(ac_server_start(&rs, &cfg, rb, err), 0);
+    const int rport = ac_server_port(rs);
+    char *prev = NULL;
+    bool chose[2] = {false, false};
+    for (int s = 0; s < N_FLOW; s++) {
+        char *user = ac_prompt_fill(FLOW[s].prompt, FLOW[s].stage > 1 ? prev : NULL);
+        cJSON *body = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(body, "messages"), *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON_AddStringToObject(m, "content", user);
+        cJSON_AddItemToArray(msgs, m);
+        cJSON_AddNumberToObject(body, "temperature", 0);
+        cJSON_AddNumberToObject(body, "max_tokens", FLOW[s].max_tokens);
+        char *text = cJSON_PrintUnformatted(body);
+        cJSON_Delete(body);
+        free(user);
+        struct http h = request_to(rport, "POST", "/v1/chat/completions", NULL, NULL, text, strlen(text));
+        free(text);
+        if (h.status != 200) fail_msg("stage %s/%d: %d %s", FLOW[s].workflow, FLOW[s].stage, h.status, h.body);
+        cJSON *j = parse_json(&h);
+        const char *variant = json_str(j, "agentcompress.variant"), *out = json_str(j, "choices.0.message.content");
+        assert_non_null(variant);
+        assert_non_null(out);
+        if (strcmp(variant, eval_config[s]) != 0)
+            fail_msg("stage %s/%d: server chose %s, eval %s", FLOW[s].workflow, FLOW[s].stage, variant, eval_config[s]);
+        chose[!strcmp(variant, "lite")] = true;
+        assert_true(fabs(json_num(j, "agentcompress.complexity") - eval_complexity[s]) < 1e-6);
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, FLOW[s].workflow, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, FLOW[s].stage);
+        sqlite3_bind_text(q, 3, eval_config[s], -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        const char *want = (const char *)sqlite3_column_text(q, 0);
+        if (strcmp(out, want ? want : "") != 0)
+            fail_msg("stage %s/%d on %s: server said\n'%s'\neval's profile has\n'%s'", FLOW[s].workflow, FLOW[s].stage,
+                     variant, out, want ? want : "");
+        /* the same tokens: the prompt in the same template, the same generation */
+        assert_int_equal((int)json_num(j, "usage.prompt_tokens"), sqlite3_column_int(q, 1));
+        assert_int_equal((int)json_num(j, "usage.completion_tokens"), sqlite3_column_int(q, 2));
+        free(prev);
+        prev = strdup(out);
+        cJSON_Delete(j);
+        http_free(&h);
+    }
+    assert_true(chose[0] && chose[1]); /* the controller's seed makes it pick both */
+    free(prev);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    ac_server_stop(rs);
+    ac_backend_free(rb);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* A remote variant: a routed server forwards to a second server on
  * loopback; the answer equals asking that server directly, streamed or not,
  * and an unreachable endpoint is a clean 5xx. */
@@ -1299,6 +1463,7 @@ int main(void) {
         cmocka_unit_test(test_telemetry_fidelity),
         cmocka_unit_test(test_scheduler),
         cmocka_unit_test(test_prefetch_next_variant),
+        cmocka_unit_test(test_workflow_matches_eval),
         cmocka_unit_test(test_remote_variant),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
