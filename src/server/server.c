@@ -244,10 +244,10 @@ static void hint_next(struct ac_server *s, int next_group) {
 
 /* Unlinks the scheduler's pick (under s->mu). */
 static struct job *take_next(struct ac_server *s) {
+    if (!s->head) return NULL;
     const int pick = sched_pick_locked(s);
-    if (pick < 0) return NULL;
     struct job *prev = NULL, *j = s->head;
-    for (int i = 0; i < pick; i++) {
+    for (int i = 0; i < pick && j->next; i++) { /* pick is in the queue; j->next: as the analyzer sees it */
         j->passed_over++;
         prev = j;
         j = j->next;
