@@ -27,8 +27,8 @@ static void print_epoch(const struct ac_train_epoch *ep, void *user) {
 int cmd_train(int argc, char **argv) {
     static const char *C = "train";
     const char *profile = NULL, *dev_profile = NULL, *out = NULL, *model_path = CLI_DEFAULT_MODEL, *domains = NULL;
-    long seed = 1, epochs = -1, d_model = 0, layers = 0, heads = 0;
-    double dev_frac = 0.2, lambda_cost = -1, lambda_fid = -1, theta = -1;
+    long seed = 1, epochs = -1, patience = -1, d_model = 0, layers = 0, heads = 0;
+    double dev_frac = 0.2, lambda_cost = -1, lambda_fid = -1, theta = -1, lr = -1;
     bool paper = false;
     struct ac_train_params tp;
     ac_train_params_default(&tp);
@@ -53,6 +53,8 @@ int cmd_train(int argc, char **argv) {
                    "                       a held-out share of --profile\n"
                    "  --dev-frac F         share of tasks held out for early stopping (default 0.2)\n"
                    "  --epochs N           (default 30)    --seed S (default 1)\n"
+                   "  --patience N         epochs without a better dev loss before stopping (default 5; 0: never)\n"
+                   "  --lr X               Adam step size (default 1e-3)\n"
                    "  --lambda-cost X      (default 0.3)   --lambda-fid X (default 0.7)   --theta X (default 0.95)\n"
                    "  --d-model N --layers N --heads N     encoder size (default 128 x 2 x 4)\n"
                    "  --paper-scale        6 layers x 512 x 8 heads, as the paper\n");
@@ -71,6 +73,8 @@ int cmd_train(int argc, char **argv) {
         }
         else if (!strcmp(a, "--dev-frac")) { VALUE(); if (cli_float(C, a, v, 0, 0.9, &dev_frac)) return 1; }
         else if (!strcmp(a, "--epochs")) { VALUE(); if (cli_int(C, a, v, 1, 100000, &epochs)) return 1; }
+        else if (!strcmp(a, "--patience")) { VALUE(); if (cli_int(C, a, v, 0, 100000, &patience)) return 1; }
+        else if (!strcmp(a, "--lr")) { VALUE(); if (cli_float(C, a, v, 1e-7, 1, &lr)) return 1; }
         else if (!strcmp(a, "--seed")) { VALUE(); if (cli_int(C, a, v, 0, 0x7fffffffL, &seed)) return 1; }
         else if (!strcmp(a, "--lambda-cost")) { VALUE(); if (cli_float(C, a, v, 0, 100, &lambda_cost)) return 1; }
         else if (!strcmp(a, "--lambda-fid")) { VALUE(); if (cli_float(C, a, v, 0, 100, &lambda_fid)) return 1; }
@@ -84,6 +88,8 @@ int cmd_train(int argc, char **argv) {
     }
     if (!profile || !out) return cli_fail(C, "give --profile FILE and -o CONTROLLER.gguf");
     if (epochs > 0) tp.epochs = (int)epochs;
+    if (patience >= 0) tp.patience = (int)patience;
+    if (lr > 0) tp.lr = (float)lr;
     if (lambda_cost >= 0) tp.loss.lambda_cost = (float)lambda_cost;
     if (lambda_fid >= 0) tp.loss.lambda_fid = (float)lambda_fid;
     if (theta >= 0) tp.loss.theta = (float)theta;
