@@ -1,6 +1,7 @@
 /* test_sparse.c - the sparse (transposed, row-skipping) matmul kernels and
  * the float axpy kernel: every SIMD version against its reference on random
- * data, odd sizes, misaligned pointers. */
+ * data, odd sizes, misaligned pointers; the transposed weights of a model
+ * and the sparse engine against the plain one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "common/common.h"
+#include "model/model.h"
 #include "model/sparse.h"
 #include "model/vec.h"
 #include "quant/quant.h"
@@ -39,11 +42,17 @@ static void test_vec_mad(void **state) {
     }
 }
 
+/* Every fused kernel against the reference: row widths of the model's
+ * sites (q|k|v 960, gate|up 3072) and odd ones, kept-row counts around the
+ * kernel's group size (8) and its remainder, whole rows and block-aligned
+ * slices, a misaligned matrix. */
 static void test_sparse_gemv(void **state) {
     (void)state;
     ac_quant_init();
     static const uint32_t types[] = {AC_TYPE_F16, AC_TYPE_Q8_0, AC_TYPE_Q4_0, AC_TYPE_Q4_1};
-    static const int widths[] = {32, 96, 576};
+    static const int widths[] = {32, 96, 576, 960, 3072, 17, 100};
+    static const int counts[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 150};
+    enum { N_IN = 160 };
     uint64_t s = 7;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         ac_sparse_gemv_fn fast = ac_sparse_gemv_avx512(types[ti]);
@@ -51,39 +60,101 @@ static void test_sparse_gemv(void **state) {
             printf("  %s: no fused kernel on this CPU\n", ac_type_traits(types[ti])->name);
             continue;
         }
+        const struct ac_type_traits *t = ac_type_traits(types[ti]);
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
-            const int n_out = widths[wi], n_in = 37;
+            const int n_out = widths[wi];
+            if (n_out % t->blck_size) continue;
             const size_t row = ac_row_size(types[ti], n_out);
-            uint8_t *w = malloc(row * n_in + 1);
+            uint8_t *w = malloc(row * N_IN + 1);
             float *f = malloc(sizeof(float) * n_out);
-            for (int r = 0; r < n_in; r++) {
+            for (int r = 0; r < N_IN; r++) {
                 for (int i = 0; i < n_out; i++) f[i] = frand(&s);
-                ac_type_traits(types[ti])->from_float_ref(f, w + 1 + row * r, n_out);
+                t->from_float_ref(f, w + 1 + row * r, n_out);
             }
-            float x[37];
-            int32_t idx[37];
-            int n_idx = 0;
-            for (int r = 0; r < n_in; r++) {
-                x[r] = frand(&s);
-                if (r % 3 != 1) idx[n_idx++] = r;
-            }
-            /* the whole row, then a block-aligned slice */
-            for (int part = 0; part < 2; part++) {
-                const int64_t off = part ? 32 : 0;
-                const int len = part ? (n_out > 64 ? n_out - 64 : 0) : n_out;
-                if (len == 0) continue;
-                float *a = calloc((size_t)len, sizeof(float)), *b = calloc((size_t)len, sizeof(float));
-                float *scratch = malloc(sizeof(float) * (size_t)len);
-                fast(types[ti], w + 1, row, off, idx, n_idx, x, a, len, scratch);
-                ac_sparse_gemv_ref(types[ti], w + 1, row, off, idx, n_idx, x, b, len, scratch);
-                for (int i = 0; i < len; i++)
-                    if (fabsf(a[i] - b[i]) > 1e-4f * (1.0f + fabsf(b[i])))
-                        fail_msg("%s width %d off %lld: [%d] %g vs %g", ac_type_traits(types[ti])->name, n_out,
-                                 (long long)off, i, (double)a[i], (double)b[i]);
-                free(a), free(b), free(scratch);
+            float x[N_IN];
+            for (int r = 0; r < N_IN; r++) x[r] = frand(&s);
+            for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+                /* counts[ci] distinct rows in increasing order, spread over the matrix */
+                int32_t idx[N_IN];
+                const int n_idx = counts[ci];
+                for (int k = 0; k < n_idx; k++) idx[k] = (int32_t)((long)k * N_IN / (n_idx > 0 ? n_idx : 1));
+                for (int part = 0; part < 2; part++) {
+                    const int64_t off = part ? 32 : 0;
+                    const int len = part ? (n_out > 64 ? n_out - 64 : 0) : n_out;
+                    if (len == 0) continue;
+                    float *a = calloc((size_t)len, sizeof(float)), *b = calloc((size_t)len, sizeof(float));
+                    float *scratch = malloc(sizeof(float) * (size_t)len);
+                    for (int i = 0; i < len; i++) a[i] = b[i] = 0.25f * (float)(i % 5);
+                    fast(types[ti], w + 1, row, off, idx, n_idx, x, a, len, scratch);
+                    ac_sparse_gemv_ref(types[ti], w + 1, row, off, idx, n_idx, x, b, len, scratch);
+                    for (int i = 0; i < len; i++)
+                        if (fabsf(a[i] - b[i]) > 1e-4f * (1.0f + fabsf(b[i])))
+                            fail_msg("%s width %d off %lld rows %d: [%d] %g vs %g", t->name, n_out, (long long)off,
+                                     n_idx, i, (double)a[i], (double)b[i]);
+                    free(a), free(b), free(scratch);
+                }
             }
             free(w), free(f);
         }
+    }
+}
+
+/* The transposed weights of the tiny F32 models (stored exactly): each
+ * site's row c holds column c of its matrices side by side, and decoding
+ * with all-zero thresholds (every nonzero input kept, so every row read)
+ * gives the plain engine's logits up to float summation order, q/k/v
+ * biases included (qwen2). */
+static void test_sparse_engine(void **state) {
+    (void)state;
+    static const char *const files[] = {"tests/fixtures/tiny_llama.gguf", "tests/fixtures/tiny_qwen2.gguf"};
+    char err[AC_ERR_LEN];
+    for (int fi = 0; fi < 2; fi++) {
+        struct ac_model *m;
+        assert_int_equal(ac_model_load(&m, files[fi], err), 0);
+        assert_int_equal(ac_model_prepare_sparse(m, err), 0);
+        const struct ac_model_config *cfg = &m->cfg;
+        for (int l = 0; l < cfg->n_layers; l++) {
+            const struct ac_layer *L = &m->layers[l];
+            const struct ac_tensor *site[AC_SITE_COUNT][3] = {
+                {&L->wq, &L->wk, &L->wv}, {&L->wo, NULL, NULL}, {&L->w_gate, &L->w_up, NULL}, {&L->w_down, NULL, NULL}};
+            for (int st = 0; st < AC_SITE_COUNT; st++) {
+                const struct ac_tensor *wt = &L->sparse_t[st];
+                assert_int_equal(wt->type, AC_TYPE_F32);
+                assert_int_equal(wt->rows, site[st][0]->cols);
+                const float *tf = wt->data;
+                int64_t seg = 0;
+                for (int k = 0; k < 3 && site[st][k]; k++) {
+                    const struct ac_tensor *w = site[st][k];
+                    assert_int_equal(w->type, AC_TYPE_F32);
+                    const float *wf = w->data;
+                    for (int64_t r = 0; r < w->rows; r++)
+                        for (int64_t c = 0; c < w->cols; c++)
+                            assert_true(tf[c * wt->cols + seg + r] == wf[r * w->cols + c]);
+                    seg += w->rows;
+                }
+                assert_int_equal(seg, wt->cols);
+            }
+        }
+        const int32_t ids[6] = {5, 17, 3, 42, 8, 11};
+        const int n_vocab = cfg->n_vocab;
+        float *plain = malloc(sizeof(float) * 6 * n_vocab), *got = malloc(sizeof(float) * 6 * n_vocab);
+        float *thr = calloc((size_t)cfg->n_layers * AC_SITE_COUNT, sizeof(float));
+        struct ac_context *ctx;
+        struct ac_context_params cp = {.n_ctx = 16, .n_threads = 2};
+        assert_int_equal(ac_context_new(&ctx, m, &cp, err), 0);
+        assert_int_equal(ac_decode(ctx, ids, 6, AC_LOGITS_ALL, plain, err), 0);
+        const double dense_bytes = ac_context_weight_bytes(ctx);
+        struct ac_run_config rc = {.sparse_threshold = thr};
+        assert_int_equal(ac_context_set_run_config(ctx, &rc, err), 0);
+        assert_int_equal(ac_decode(ctx, ids, 6, AC_LOGITS_ALL, got, err), 0);
+        for (int i = 0; i < 6 * n_vocab; i++)
+            if (fabsf(got[i] - plain[i]) > 1e-4f * (1.0f + fabsf(plain[i])))
+                fail_msg("%s: logit %d: sparse %g vs dense %g", files[fi], i, (double)got[i], (double)plain[i]);
+        /* the sparse rows of all inputs are the dense matrices' bytes */
+        assert_true(fabs(ac_context_weight_bytes(ctx) - dense_bytes) < 1e-6 * dense_bytes);
+        ac_context_free(ctx);
+        free(plain), free(got), free(thr);
+        ac_model_free(m);
     }
 }
 
@@ -91,6 +162,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_mad),
         cmocka_unit_test(test_sparse_gemv),
+        cmocka_unit_test(test_sparse_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/common.h"
 #include "gguf/gguf.h"
@@ -195,18 +196,21 @@ size_t ac_model_bytes_per_token(const struct ac_model *m) {
     return b;
 }
 
-/* The matrices of a layer, in a fixed order, with their transposed slots. */
-#define LAYER_MATS 7
-static void layer_mats(struct ac_layer *L, struct ac_tensor *w[LAYER_MATS], struct ac_tensor *wT[LAYER_MATS]) {
-    struct ac_tensor *a[LAYER_MATS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-    struct ac_tensor *b[LAYER_MATS] = {&L->wqT, &L->wkT, &L->wvT, &L->woT, &L->w_gateT, &L->w_upT, &L->w_downT};
-    for (int i = 0; i < LAYER_MATS; i++) {
-        w[i] = a[i];
-        wT[i] = b[i];
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* The matrices that read each sparse site's input, in the order their
+ * transposed weights sit side by side in the site's rows. */
+#define SITE_MATS_MAX 3
+static int site_mats(const struct ac_layer *L, enum ac_sparse_site site, const struct ac_tensor *w[SITE_MATS_MAX]) {
+    switch (site) {
+    case AC_SITE_ATTN_IN: w[0] = &L->wq, w[1] = &L->wk, w[2] = &L->wv; return 3;
+    case AC_SITE_ATTN_OUT: w[0] = &L->wo; return 1;
+    case AC_SITE_FFN_IN: w[0] = &L->w_gate, w[1] = &L->w_up; return 2;
+    default: w[0] = &L->w_down; return 1;
     }
 }
 
-/* Type of the transposed copy: the matrix's own where its rows (the
+/* Type of one matrix's transposed weights: its own where its rows (the
  * output width) fit the type's blocks and the type has a quantizer, else
  * the 32-block type of about the same bits (a K-quant's 256-blocks may not
  * fit the transposed width), else Q8_0, else F32. */
@@ -216,6 +220,19 @@ static uint32_t transposed_type(const struct ac_tensor *w) {
     const uint32_t near = w->type == AC_TYPE_Q2_K ? AC_TYPE_Q2_0 : w->type == AC_TYPE_Q4_K ? AC_TYPE_Q4_0 : AC_TYPE_Q8_0;
     if (ac_row_size(near, w->rows) > 0) return near;
     return ac_row_size(AC_TYPE_Q8_0, w->rows) > 0 ? AC_TYPE_Q8_0 : AC_TYPE_F32;
+}
+
+/* Type of a site's rows: the matrices' common transposed type, else Q8_0
+ * where every matrix's width fits its blocks (so that each matrix's part
+ * starts on a block), else F32. */
+static uint32_t site_type(const struct ac_tensor *const *w, int n) {
+    const uint32_t first = transposed_type(w[0]);
+    bool same = true, q8 = true;
+    for (int i = 0; i < n; i++) {
+        same = same && transposed_type(w[i]) == first;
+        q8 = q8 && ac_row_size(AC_TYPE_Q8_0, w[i]->rows) > 0;
+    }
+    return same ? first : q8 ? AC_TYPE_Q8_0 : AC_TYPE_F32;
 }
 
 int ac_model_prepare_sparse(struct ac_model *m, char *err) { return ac_model_prepare_sparse_from(m, m, err); }
@@ -228,14 +245,21 @@ int ac_model_prepare_sparse_from(struct ac_model *m, const struct ac_model *sour
         return ac_errf(err, "the source of the sparse weights has other shapes than the model");
     size_t total = 0, max_elems = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        struct ac_tensor *w[LAYER_MATS], *wT[LAYER_MATS];
-        layer_mats(&m->layers[l], w, wT);
-        for (int i = 0; i < LAYER_MATS; i++) {
-            total += (ac_row_size(transposed_type(w[i]), w[i]->rows) * (size_t)w[i]->cols + 63) & ~(size_t)63;
-            if ((size_t)(w[i]->rows * w[i]->cols) > max_elems) max_elems = (size_t)(w[i]->rows * w[i]->cols);
+        for (int s = 0; s < AC_SITE_COUNT; s++) {
+            const struct ac_tensor *w[SITE_MATS_MAX];
+            const int n = site_mats(&m->layers[l], (enum ac_sparse_site)s, w);
+            int64_t width = 0;
+            for (int i = 0; i < n; i++) width += w[i]->rows;
+            total += (ac_row_size(site_type(w, n), width) * (size_t)w[0]->cols + 63) & ~(size_t)63;
+            if ((size_t)(width * w[0]->cols) > max_elems) max_elems = (size_t)(width * w[0]->cols);
         }
     }
-    uint8_t *buf = ac_alloc_aligned(total);
+    /* in 2 MB pages where the kernel allows: kept rows are read at random
+     * places, and with 4 KB pages nearly each one costs a TLB miss (f16,
+     * 50% kept: 0.79x -> 0.89x of dense decode) */
+    uint8_t *buf = NULL;
+    if (posix_memalign((void **)&buf, HUGE_PAGE, total) != 0) buf = NULL;
+    if (buf) (void)madvise(buf, total, MADV_HUGEPAGE);
     float *dense = malloc((max_elems + 1) * sizeof(float)), *trans = malloc((max_elems + 1) * sizeof(float));
     if (!buf || !dense || !trans) {
         ac_free_aligned(buf);
@@ -245,28 +269,33 @@ int ac_model_prepare_sparse_from(struct ac_model *m, const struct ac_model *sour
     }
     size_t off = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        struct ac_tensor *w[LAYER_MATS], *wT[LAYER_MATS], *sw[LAYER_MATS], *swT[LAYER_MATS];
-        layer_mats(&m->layers[l], w, wT);
-        layer_mats((struct ac_layer *)&source->layers[l], sw, swT);
-        for (int i = 0; i < LAYER_MATS; i++) {
-            const int64_t rows = w[i]->rows, cols = w[i]->cols;
-            const struct ac_type_traits *src = ac_type_traits(sw[i]->type);
-            const size_t src_row = ac_row_size(sw[i]->type, cols);
-            for (int64_t r = 0; r < rows; r++)
-                src->to_float((const uint8_t *)sw[i]->data + (size_t)r * src_row, dense + r * cols, cols);
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = 0; c < cols; c++) trans[c * rows + r] = dense[r * cols + c];
-            const uint32_t tt = transposed_type(w[i]);
-            const size_t row = ac_row_size(tt, rows);
+        for (int s = 0; s < AC_SITE_COUNT; s++) {
+            const struct ac_tensor *w[SITE_MATS_MAX], *sw[SITE_MATS_MAX];
+            const int n = site_mats(&m->layers[l], (enum ac_sparse_site)s, w);
+            site_mats(&source->layers[l], (enum ac_sparse_site)s, sw);
+            const int64_t cols = w[0]->cols;
+            int64_t width = 0;
+            for (int i = 0; i < n; i++) width += w[i]->rows;
+            /* trans row c = input c's weights of every matrix, side by side */
+            for (int i = 0, seg = 0; i < n; seg += (int)w[i]->rows, i++) {
+                const struct ac_type_traits *src = ac_type_traits(sw[i]->type);
+                const size_t src_row = ac_row_size(sw[i]->type, cols);
+                for (int64_t r = 0; r < w[i]->rows; r++)
+                    src->to_float((const uint8_t *)sw[i]->data + (size_t)r * src_row, dense + r * cols, cols);
+                for (int64_t r = 0; r < w[i]->rows; r++)
+                    for (int64_t c = 0; c < cols; c++) trans[c * width + seg + r] = dense[r * cols + c];
+            }
+            const uint32_t tt = site_type(w, n);
+            const size_t row = ac_row_size(tt, width);
             for (int64_t c = 0; c < cols; c++) {
                 if (tt == AC_TYPE_F32)
-                    memcpy(buf + off + (size_t)c * row, trans + c * rows, row);
+                    memcpy(buf + off + (size_t)c * row, trans + c * width, row);
                 else
-                    ac_type_traits(tt)->from_float_ref(trans + c * rows, buf + off + (size_t)c * row, rows);
+                    ac_type_traits(tt)->from_float_ref(trans + c * width, buf + off + (size_t)c * row, width);
             }
-            *wT[i] = (struct ac_tensor){.data = buf + off, .type = tt, .cols = rows, .rows = cols,
-                                        .bytes = row * (size_t)cols};
-            off += (wT[i]->bytes + 63) & ~(size_t)63;
+            m->layers[l].sparse_t[s] =
+                (struct ac_tensor){.data = buf + off, .type = tt, .cols = width, .rows = cols, .bytes = row * (size_t)cols};
+            off += (row * (size_t)cols + 63) & ~(size_t)63;
         }
     }
     free(dense);
@@ -380,10 +409,12 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     if (q_dim > widest) widest = q_dim;
     c->widest = (int)widest;
     c->xq_row_cap = widest * sizeof(float); /* no activation type is wider than F32 */
-    /* attention needs n_ctx scores + a value row; a sparse matmul slice needs
-     * two output-width rows */
+    /* attention needs n_ctx scores + a value row; a sparse matmul needs two
+     * rows of its site's outputs (q|k|v or gate|up side by side at most) */
+    size_t site_out = q_dim + 2 * kv_dim > 2 * ffn ? q_dim + 2 * kv_dim : 2 * ffn;
+    if (site_out < dim) site_out = dim;
     c->scratch_per_thread = (size_t)c->n_ctx + (size_t)cfg->head_dim + 16;
-    if (c->scratch_per_thread < 2 * widest + 16) c->scratch_per_thread = 2 * widest + 16;
+    if (c->scratch_per_thread < 2 * site_out + 16) c->scratch_per_thread = 2 * site_out + 16;
     const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx * kv_dim;
     c->x = ac_alloc_aligned(B * dim * sizeof(float));
     c->xn = ac_alloc_aligned(B * dim * sizeof(float));
@@ -415,7 +446,7 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
 
 int ac_context_set_run_config(struct ac_context *c, const struct ac_run_config *rc, char *err) {
     const int L = c->m->cfg.n_layers;
-    if (rc && rc->sparse_threshold && !c->m->layers[0].wqT.data)
+    if (rc && rc->sparse_threshold && !c->m->layers[0].sparse_t[0].data)
         return ac_errf(err, "activation sparsity needs the sparse weights (ac_model_prepare_sparse)");
     for (int l = 0; l < L; l++) c->skip_layer[l] = rc && rc->skip_layer ? rc->skip_layer[l] : false;
     free(c->threshold);
@@ -645,9 +676,9 @@ static void prepare_site(struct ac_context *c, int layer, enum ac_sparse_site si
 
 struct sparse_job {
     struct ac_context *c;
-    const struct ac_tensor *wT; /* (inputs, outputs) */
+    const struct ac_tensor *wt; /* (inputs, site outputs) */
     const float *x;             /* (n_tokens, inputs) */
-    int n_tokens, token;
+    int token;
 };
 
 /* Each thread takes a share of the kept inputs and accumulates whole
@@ -655,43 +686,57 @@ struct sparse_job {
  * the partial sums are added up after the pool returns. */
 static void sparse_worker(void *arg, int ith, int nth) {
     const struct sparse_job *j = arg;
-    const struct ac_tensor *wT = j->wT;
-    const int n_out = (int)wT->cols;
-    const size_t row_bytes = ac_row_size(wT->type, n_out);
-    const ac_sparse_gemv_fn gemv = ac_sparse_gemv(wT->type);
+    const struct ac_tensor *wt = j->wt;
+    const int n_out = (int)wt->cols;
+    const ac_sparse_gemv_fn gemv = ac_sparse_gemv(wt->type);
     float *acc = j->c->scratch + (size_t)ith * j->c->scratch_per_thread;
-    float *deq = acc + j->c->widest;
+    float *deq = acc + n_out;
     const int t = j->token;
     const int n_nz = j->c->nz_count[t], per = (n_nz + nth - 1) / nth;
     const int k0 = per * ith, k1 = k0 + per < n_nz ? k0 + per : n_nz;
     memset(acc, 0, (size_t)n_out * sizeof(float));
     if (k0 < k1)
-        gemv(wT->type, wT->data, row_bytes, 0, j->c->nz_idx + (size_t)t * j->c->widest + k0, k1 - k0,
-             j->x + (size_t)t * wT->rows, acc, n_out, deq);
+        gemv(wt->type, wt->data, ac_row_size(wt->type, n_out), 0, j->c->nz_idx + (size_t)t * j->c->widest + k0,
+             k1 - k0, j->x + (size_t)t * wt->rows, acc, n_out, deq);
 }
 
-/* out (+)= x · Wᵀ for one matmul site: sparse rows when thresholds are set,
- * the dense quantized matmul otherwise. Counts the weight bytes read. */
-static void site_matmul(struct ac_context *c, float *out, const float *x, const struct ac_tensor *w,
-                        const struct ac_tensor *wT, int n, const struct ac_tensor *bias, bool accumulate) {
-    if (c->threshold) {
-        const int n_out = (int)wT->cols, nth = ac_pool_size(c->pool);
-        const float *b = bias && bias->data ? bias->data : NULL;
-        for (int t = 0; t < n; t++) {
-            struct sparse_job j = {.c = c, .wT = wT, .x = x, .n_tokens = n, .token = t};
-            ac_pool_run(c->pool, sparse_worker, &j);
-            float *o = out + (size_t)t * n_out;
-            for (int i = 0; i < n_out; i++) {
-                float v = b ? b[i] : 0.0f;
-                for (int th = 0; th < nth; th++) v += c->scratch[(size_t)th * c->scratch_per_thread + i];
-                o[i] = accumulate ? o[i] + v : v;
-            }
-            c->weight_bytes += (double)c->nz_count[t] * (double)ac_row_size(wT->type, n_out);
+/* One matrix that reads a site's input: out (+)= x · wᵀ (+ bias). */
+struct site_out {
+    float *out;
+    const struct ac_tensor *w, *bias; /* bias: NULL or data == NULL when absent */
+    bool accumulate;
+};
+
+/* The matmuls of one sparse site over n tokens of x: with thresholds set,
+ * one pass over the site's transposed rows of the kept inputs (the
+ * matrices' outputs side by side), else each matrix's dense matmul. Counts
+ * the weight bytes read. */
+static void site_matmul(struct ac_context *c, const struct ac_layer *L, enum ac_sparse_site site, const float *x,
+                        int n, const struct site_out *outs, int n_outs) {
+    if (!c->threshold) {
+        for (int i = 0; i < n_outs; i++) {
+            matmul(c, outs[i].out, x, outs[i].w, n, outs[i].bias, outs[i].accumulate);
+            c->weight_bytes += (double)outs[i].w->bytes * n;
         }
         return;
     }
-    matmul(c, out, x, w, n, bias, accumulate);
-    c->weight_bytes += (double)w->bytes * n;
+    const struct ac_tensor *wt = &L->sparse_t[site];
+    const int nth = ac_pool_size(c->pool);
+    for (int t = 0; t < n; t++) {
+        struct sparse_job j = {.c = c, .wt = wt, .x = x, .token = t};
+        ac_pool_run(c->pool, sparse_worker, &j);
+        for (int i = 0, seg = 0; i < n_outs; seg += (int)outs[i].w->rows, i++) {
+            const int width = (int)outs[i].w->rows;
+            const float *b = outs[i].bias && outs[i].bias->data ? outs[i].bias->data : NULL;
+            float *o = outs[i].out + (size_t)t * width;
+            for (int r = 0; r < width; r++) {
+                float v = b ? b[r] : 0.0f;
+                for (int th = 0; th < nth; th++) v += c->scratch[(size_t)th * c->scratch_per_thread + seg + r];
+                o[r] = outs[i].accumulate ? o[r] + v : v;
+            }
+        }
+        c->weight_bytes += (double)c->nz_count[t] * (double)ac_row_size(wt->type, wt->cols);
+    }
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -718,9 +763,9 @@ static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
         if (c->calib) memcpy(c->calib->x_in, c->x, sizeof(float) * (size_t)n * dim);
         rmsnorm(c->xn, c->x, L->attn_norm.data, n, dim, cfg->norm_eps);
         prepare_site(c, l, AC_SITE_ATTN_IN, c->xn, n, dim);
-        site_matmul(c, c->q, c->xn, &L->wq, &L->wqT, n, &L->bq, false);
-        site_matmul(c, c->k, c->xn, &L->wk, &L->wkT, n, &L->bk, false);
-        site_matmul(c, c->v, c->xn, &L->wv, &L->wvT, n, &L->bv, false);
+        const struct site_out qkv[3] = {{c->q, &L->wq, &L->bq, false}, {c->k, &L->wk, &L->bk, false},
+                                        {c->v, &L->wv, &L->bv, false}};
+        site_matmul(c, L, AC_SITE_ATTN_IN, c->xn, n, qkv, 3);
         rope_apply(c, c->q, n, cfg->n_heads);
         rope_apply(c, c->k, n, cfg->n_kv_heads);
         uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + c->n_past) * kv_dim;
@@ -731,15 +776,17 @@ static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
         struct attn_job aj = {.c = c, .layer = l, .pos0 = c->n_past, .n_tokens = n};
         ac_pool_run(c->pool, attn_worker, &aj);
         prepare_site(c, l, AC_SITE_ATTN_OUT, c->att, n, q_dim);
-        site_matmul(c, c->x, c->att, &L->wo, &L->woT, n, NULL, true);
+        const struct site_out o = {c->x, &L->wo, NULL, true};
+        site_matmul(c, L, AC_SITE_ATTN_OUT, c->att, n, &o, 1);
 
         rmsnorm(c->xn, c->x, L->ffn_norm.data, n, dim, cfg->norm_eps);
         prepare_site(c, l, AC_SITE_FFN_IN, c->xn, n, dim);
-        site_matmul(c, c->gate, c->xn, &L->w_gate, &L->w_gateT, n, NULL, false);
-        site_matmul(c, c->up, c->xn, &L->w_up, &L->w_upT, n, NULL, false);
+        const struct site_out gate_up[2] = {{c->gate, &L->w_gate, NULL, false}, {c->up, &L->w_up, NULL, false}};
+        site_matmul(c, L, AC_SITE_FFN_IN, c->xn, n, gate_up, 2);
         for (size_t i = 0; i < (size_t)n * ffn; i++) c->gate[i] = silu(c->gate[i]) * c->up[i];
         prepare_site(c, l, AC_SITE_FFN_DOWN, c->gate, n, ffn);
-        site_matmul(c, c->x, c->gate, &L->w_down, &L->w_downT, n, NULL, true);
+        const struct site_out down = {c->x, &L->w_down, NULL, true};
+        site_matmul(c, L, AC_SITE_FFN_DOWN, c->gate, n, &down, 1);
         if (c->calib) {
             for (int t = 0; t < n; t++) {
                 const float *a = c->calib->x_in + (size_t)t * dim, *b = c->x + (size_t)t * dim;

@@ -38,15 +38,6 @@ struct ac_model_config {
     bool tied_output;
 };
 
-struct ac_layer {
-    struct ac_tensor attn_norm, wq, wk, wv, wo;
-    struct ac_tensor bq, bk, bv; /* data == NULL when absent */
-    struct ac_tensor ffn_norm, w_gate, w_up, w_down;
-    /* Transposed copies (rows = inputs) for sparse decode, built by
-     * ac_model_prepare_sparse; data == NULL until then. */
-    struct ac_tensor wqT, wkT, wvT, woT, w_gateT, w_upT, w_downT;
-};
-
 /* Matmul inputs that activation sparsity thresholds (TEAL): the normalised
  * input of q/k/v, the attention output (input of Wo), the normalised input
  * of gate/up, and the SwiGLU product (input of Wdown). */
@@ -56,6 +47,17 @@ enum ac_sparse_site {
     AC_SITE_FFN_IN,
     AC_SITE_FFN_DOWN,
     AC_SITE_COUNT
+};
+
+struct ac_layer {
+    struct ac_tensor attn_norm, wq, wk, wv, wo;
+    struct ac_tensor bq, bk, bv; /* data == NULL when absent */
+    struct ac_tensor ffn_norm, w_gate, w_up, w_down;
+    /* Per sparse site, the transposed weights of the matrices that read
+     * that input, side by side (rows = inputs; a row is q|k|v, o, gate|up
+     * or down): one kept input is one contiguous chunk. Built by
+     * ac_model_prepare_sparse; data == NULL until then. */
+    struct ac_tensor sparse_t[AC_SITE_COUNT];
 };
 
 struct ac_model {
@@ -79,8 +81,9 @@ size_t ac_model_bytes_per_token(const struct ac_model *m);
 
 /* Builds the transposed weight copies that sparse decode reads (each input
  * feature's weights contiguous, so a zeroed activation skips a whole row).
- * They are quantized in the matrix's own type from its exact dequantization
- * (Q8_0 where the output width does not fit the type's blocks). Idempotent;
+ * They are quantized in the matrices' own type from their exact
+ * dequantization (a 32-block type where the output width does not fit the
+ * type's blocks or the matrices of a site differ in type). Idempotent;
  * costs as much memory again as the layer matrices. */
 int ac_model_prepare_sparse(struct ac_model *m, char *err);
 
