@@ -24,26 +24,47 @@ struct row {
     double tok_s, mb_per_token;
 };
 
-/* Greedy decode of N_DECODE tokens after a fixed prompt: tok/s, MB/token. */
-static int decode_speed(struct ac_model *m, struct ac_context *ctx, double *tok_s, double *mb, char *err) {
-    int32_t ids[N_PROMPT];
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Greedy decode of N_DECODE tokens after a fixed prompt on each of n
+ * contexts (configurations of one model) in lockstep, one token of each in
+ * turn, so that a load that comes and goes falls on all of them alike:
+ * tok/s from the median token time, MB/token of weights read. */
+static int decode_speed(struct ac_model *m, struct ac_context **ctx, int n, double *tok_s, double *mb, char *err) {
+    int32_t ids[N_PROMPT], next[3];
+    double bytes0[3], *t = malloc(sizeof(double) * N_DECODE * (size_t)n);
     for (int i = 0; i < N_PROMPT; i++) ids[i] = (100 + i * 37) % m->cfg.n_vocab;
     float *logits = malloc(sizeof(float) * (size_t)m->cfg.n_vocab);
-    if (!logits) return ac_errf(err, "out of memory");
     int rc = -1;
-    ac_context_reset(ctx);
-    if (ac_decode(ctx, ids, N_PROMPT, AC_LOGITS_LAST, logits, err) != 0) goto done;
-    const double bytes0 = ac_context_weight_bytes(ctx);
-    const double t0 = ac_time_s();
-    for (int i = 0; i < N_DECODE; i++) {
-        int32_t id = ac_argmax(logits, m->cfg.n_vocab);
-        if (ac_decode(ctx, &id, 1, AC_LOGITS_LAST, logits, err) != 0) goto done;
+    if (!logits || !t || n > 3) {
+        ac_errf(err, "out of memory");
+        goto done;
     }
-    *tok_s = N_DECODE / (ac_time_s() - t0);
-    *mb = (ac_context_weight_bytes(ctx) - bytes0) / N_DECODE / 1e6;
+    for (int k = 0; k < n; k++) {
+        ac_context_reset(ctx[k]);
+        if (ac_decode(ctx[k], ids, N_PROMPT, AC_LOGITS_LAST, logits, err) != 0) goto done;
+        next[k] = ac_argmax(logits, m->cfg.n_vocab);
+        bytes0[k] = ac_context_weight_bytes(ctx[k]);
+    }
+    for (int i = 0; i < N_DECODE; i++)
+        for (int k = 0; k < n; k++) {
+            const double t0 = ac_time_s();
+            if (ac_decode(ctx[k], &next[k], 1, AC_LOGITS_LAST, logits, err) != 0) goto done;
+            t[k * N_DECODE + i] = ac_time_s() - t0;
+            next[k] = ac_argmax(logits, m->cfg.n_vocab);
+        }
+    for (int k = 0; k < n; k++) {
+        qsort(t + k * N_DECODE, N_DECODE, sizeof(double), cmp_double);
+        tok_s[k] = 1.0 / t[k * N_DECODE + N_DECODE / 2];
+        mb[k] = (ac_context_weight_bytes(ctx[k]) - bytes0[k]) / N_DECODE / 1e6;
+    }
     rc = 0;
 done:
     free(logits);
+    free(t);
     return rc;
 }
 
@@ -62,11 +83,6 @@ static double swap_ms(const char *path, char *err) {
     return ms;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int cmd_bench(int argc, char **argv) {
     const char *dir = NULL, *ctrl_path = NULL;
     long threads = 0;
@@ -78,7 +94,9 @@ int cmd_bench(int argc, char **argv) {
                    "Measures, side by side in one run, greedy decode tok/s (%d tokens after a %d-token\n"
                    "prompt) of every variant, plain and, where calibrated, with pruning 0.2 and sparsity\n"
                    "0.5, as a ratio to f16; the time to make each variant resident; and, with -c, the\n"
-                   "controller's decision time for a 32-token prompt (p50 of 200, one thread).\n",
+                   "controller's decision time for a 32-token prompt (p50 of 200, one thread).\n"
+                   "A variant's configurations decode in lockstep (a token of each in turn) and tok/s is\n"
+                   "1 / the median token time, so that a busy machine slows them alike.\n",
                    N_DECODE, N_PROMPT);
             return 0;
         }
@@ -114,36 +132,44 @@ int cmd_bench(int argc, char **argv) {
         }
         n_swaps++;
         struct ac_model *m = NULL;
-        struct ac_context *ctx = NULL;
+        struct ac_context *ctx[3] = {NULL, NULL, NULL};
         struct ac_context_params cp = {.n_ctx = N_PROMPT + N_DECODE + 1, .n_threads = (int)threads};
-        if (ac_model_load(&m, path, err) != 0 || ac_context_new(&ctx, m, &cp, err) != 0) {
-            ac_model_free(m);
+        const float configs[3][2] = {{0, 0}, {0.2f, 0}, {0, 0.5f}};
+        int n_cfg = 0, status = 0;
+        if (ac_model_load(&m, path, err) != 0) {
             cli_fail(C, "%s", err);
             goto done;
         }
-        const float configs[3][2] = {{0, 0}, {0.2f, 0}, {0, 0.5f}};
-        for (int k = 0; k < 3 && n_rows < 64; k++) {
-            if (k > 0 &&
-                ac_variant_apply_config(m, ctx, dir, man, v->file, configs[k][0], configs[k][1], err) != 0) {
-                if (!json) fprintf(stderr, "bench: %s: %s: skipped\n", v->name, err);
+        for (; n_cfg < 3 && n_rows + n_cfg < 64; n_cfg++) {
+            if (ac_context_new(&ctx[n_cfg], m, &cp, err) != 0) {
+                status = -1;
                 break;
             }
-            struct row *r = &rows[n_rows];
-            *r = (struct row){.variant = v->name, .prune = configs[k][0], .sparsity = configs[k][1]};
-            if (decode_speed(m, ctx, &r->tok_s, &r->mb_per_token, err) != 0) {
-                ac_context_free(ctx);
-                ac_model_free(m);
-                cli_fail(C, "%s", err);
-                goto done;
+            if (n_cfg > 0 && ac_variant_apply_config(m, ctx[n_cfg], dir, man, v->file, configs[n_cfg][0],
+                                                     configs[n_cfg][1], err) != 0) {
+                if (!json) fprintf(stderr, "bench: %s: %s: skipped\n", v->name, err);
+                ac_context_free(ctx[n_cfg]);
+                ctx[n_cfg] = NULL;
+                break;
             }
+        }
+        double tok_s[3], mb[3];
+        if (status == 0 && n_cfg > 0) status = decode_speed(m, ctx, n_cfg, tok_s, mb, err);
+        for (int k = 0; k < 3; k++) ac_context_free(ctx[k]);
+        ac_model_free(m);
+        if (status != 0) {
+            cli_fail(C, "%s", err);
+            goto done;
+        }
+        for (int k = 0; k < n_cfg; k++) {
+            struct row *r = &rows[n_rows++];
+            *r = (struct row){.variant = v->name, .prune = configs[k][0], .sparsity = configs[k][1],
+                              .tok_s = tok_s[k], .mb_per_token = mb[k]};
             if (!strcmp(v->name, "f16") && k == 0) f16_tok_s = r->tok_s;
             if (!json)
                 fprintf(stderr, "bench: %s prune %.1f sparsity %.1f: %.1f tok/s\n", v->name, (double)r->prune,
                         (double)r->sparsity, r->tok_s);
-            n_rows++;
         }
-        ac_context_free(ctx);
-        ac_model_free(m);
     }
     if (ctrl_path) {
         struct ac_controller *ctrl = NULL;
