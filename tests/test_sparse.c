@@ -49,7 +49,7 @@ static void test_vec_mad(void **state) {
 static void test_sparse_gemv(void **state) {
     (void)state;
     ac_quant_init();
-    static const uint32_t types[] = {AC_TYPE_F16, AC_TYPE_Q8_0, AC_TYPE_Q4_0, AC_TYPE_Q4_1};
+    static const uint32_t types[] = {AC_TYPE_F16, AC_TYPE_Q8_0, AC_TYPE_Q4_0, AC_TYPE_Q4_1, AC_TYPE_Q2_0};
     static const int widths[] = {32, 96, 576, 960, 3072, 17, 100};
     static const int counts[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 150};
     enum { N_IN = 160 };
