@@ -87,6 +87,7 @@ static inline void rows_q4_0(const uint8_t *const *rows, const float *xs, int n,
         float *y = acc + 32 * i;
         __m512 lo = _mm512_loadu_ps(y), hi = _mm512_loadu_ps(y + 16);
         float offset = 0.0f;
+#pragma GCC unroll 8
         for (int r = 0; r < n; r++) {
             const uint8_t *b = rows[r] + 18 * (size_t)i;
             const float s = xs[r] * half_to_float(b);
@@ -108,6 +109,7 @@ static inline void rows_q4_1(const uint8_t *const *rows, const float *xs, int n,
         float *y = acc + 32 * i;
         __m512 lo = _mm512_loadu_ps(y), hi = _mm512_loadu_ps(y + 16);
         float offset = 0.0f;
+#pragma GCC unroll 8
         for (int r = 0; r < n; r++) {
             const uint8_t *b = rows[r] + 20 * (size_t)i;
             const __m512 vs = _mm512_set1_ps(xs[r] * half_to_float(b));
@@ -133,6 +135,7 @@ static inline void rows_q2_0(const uint8_t *const *rows, const float *xs, int n,
         float *y = acc + 32 * i;
         __m512 lo = _mm512_loadu_ps(y), hi = _mm512_loadu_ps(y + 16);
         float offset = 0.0f;
+#pragma GCC unroll 8
         for (int r = 0; r < n; r++) {
             const uint8_t *b = rows[r] + 12 * (size_t)i;
             const __m512 vs = _mm512_set1_ps(xs[r] * half_to_float(b));
@@ -153,6 +156,7 @@ static inline void rows_q8_0(const uint8_t *const *rows, const float *xs, int n,
     for (int i = 0; i < len / 32; i++) {
         float *y = acc + 32 * i;
         __m512 lo = _mm512_loadu_ps(y), hi = _mm512_loadu_ps(y + 16);
+#pragma GCC unroll 8
         for (int r = 0; r < n; r++) {
             const uint8_t *b = rows[r] + 34 * (size_t)i;
             const __m512 vs = _mm512_set1_ps(xs[r] * half_to_float(b));
@@ -172,6 +176,7 @@ static inline void rows_f16(const uint8_t *const *rows, const float *xs, int n, 
     int i = 0;
     for (; i + 16 <= len; i += 16) {
         __m512 a = _mm512_loadu_ps(acc + i);
+#pragma GCC unroll 8
         for (int r = 0; r < n; r++)
             a = _mm512_fmadd_ps(vx[r], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rows[r] + 2 * (size_t)i))), a);
         _mm512_storeu_ps(acc + i, a);
