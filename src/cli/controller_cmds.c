@@ -53,8 +53,8 @@ int cmd_train(int argc, char **argv) {
                    "                       a held-out share of --profile\n"
                    "  --dev-frac F         share of tasks held out for early stopping (default 0.2)\n"
                    "  --epochs N           (default 30)    --seed S (default 1)\n"
-                   "  --patience N         epochs without a better dev loss before stopping (default 5; 0: never)\n"
-                   "  --lr X               Adam step size (default 1e-3)\n"
+                   "  --patience N         epochs without a better dev loss before stopping (default 8; 0: never)\n"
+                   "  --lr X               Adam step size (default 3e-4)\n"
                    "  --lambda-cost X      (default 0.3)   --lambda-fid X (default 0.7)   --theta X (default 0.95)\n"
                    "  --d-model N --layers N --heads N     encoder size (default 128 x 2 x 4)\n"
                    "  --paper-scale        6 layers x 512 x 8 heads, as the paper\n");

@@ -26,7 +26,7 @@ void ac_train_params_default(struct ac_train_params *p) {
     p->meta = AC_META_FOMAML;
     p->epochs = 30;
     p->batch = 16;
-    p->lr = 1e-3f;
+    p->lr = 3e-4f; /* 1e-3 flips the argmax decisions of whole task groups between epochs */
     p->support = 8;
     p->query = 8;
     p->inner_steps = 1;
@@ -35,7 +35,7 @@ void ac_train_params_default(struct ac_train_params *p) {
     p->tau_start = 1.0f;
     p->tau_end = 0.3f;
     p->entropy = 0.05f;
-    p->patience = 5;
+    p->patience = 8;
     p->seed = 1;
 }
 

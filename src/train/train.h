@@ -153,7 +153,7 @@ struct ac_train_params {
     enum ac_meta meta;               /* AC_META_FOMAML */
     int epochs;                      /* 30 */
     int batch;                       /* meta none: mini-batch size (16) */
-    float lr;                        /* Adam (1e-3), beta1 0.9, beta2 0.999, eps 1e-8 */
+    float lr;                        /* Adam (3e-4), beta1 0.9, beta2 0.999, eps 1e-8 */
     int support, query;              /* fomaml: tasks per support / query batch (8, 8) */
     int inner_steps;                 /* fomaml: SGD steps on the support batch (1) */
     float inner_lr;                  /* fomaml: SGD step size (1e-2) */
@@ -163,7 +163,7 @@ struct ac_train_params {
     float entropy;                   /* exploration bonus: the loss gets -entropy * sum of the heads'
                                         softmax entropies (0.05); without it a head that collapses
                                         early onto a level good for most tasks never recovers */
-    int patience;                    /* epochs without a better dev loss before stopping (5); 0: never */
+    int patience;                    /* epochs without a better dev loss before stopping (8); 0: never */
     uint64_t seed;                   /* everything random (order, noise, domains) derives from it */
     void (*on_epoch)(const struct ac_train_epoch *ep, void *user);
     void *user;
