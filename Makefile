@@ -3,7 +3,9 @@
 #   make            release build (build/)
 #   make SAN=1      ASan + UBSan build (build-san/)
 #   make test       set up, then run the suite in both builds
-#   make run        set up, then generate from the default model
+#   make run        set up, then route two prompts over the default model's variants
+#   make eval       the workflow benchmark's table on the test split
+#   make controller retrain the shipped controller
 
 CC      ?= cc
 SAN     ?= 0
@@ -31,7 +33,7 @@ LIB      := $(BUILD)/libagentcompress.a
 CLI      := $(BUILD)/agentcompress
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run setup clean tests lint fuzz eval
+.PHONY: all test run setup clean tests lint fuzz eval variants controller
 .SECONDARY:
 all: $(LIB) $(CLI) $(TESTS)
 
@@ -62,20 +64,36 @@ tests: $(TESTS) $(CLI)
 setup:
 	@scripts/setup.sh
 
-run: setup all
-	$(CLI) generate -m models/SmolLM2-135M-Instruct.Q4_1.gguf --chat \
-	    -p "Name three uses of a language model on a laptop." -n 64
+# The main job: the variants of the default model (quantized and calibrated
+# once, about a minute), then two prompts routed by the shipped controller.
+run: variants
+	$(CLI) run -p "Extract the element symbol from: 'The sample was mostly Fe with traces of Ni.' Only the symbol." -n 16
+	$(CLI) run -p "Explain step by step why the sky is blue, then name three uses of a language model on a laptop." -n 96
 
-# The workflow benchmark on the test split, from nothing: variants,
-# calibration, a resumable profile (about 7 minutes on 2 cores), the table.
 VARIANTS ?= variants
-eval: setup all
-	@[ -f $(VARIANTS)/manifest.json ] || $(CLI) quantize -m models/SmolLM2-135M-Instruct.Q4_1.gguf -o $(VARIANTS)
+MODEL    ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+# The configuration grid the shipped controller routes over (quant x prune).
+CONFIGS  ?= f16,q8_0,q4_0,q2_0,f16+p0.1,q8_0+p0.1,q4_0+p0.1,q2_0+p0.1
+CONTROLLER ?= controllers/default.gguf
+
+variants: setup all
+	@[ -f $(VARIANTS)/manifest.json ] || $(CLI) quantize -m $(MODEL) -o $(VARIANTS)
 	@grep -q prune_order $(VARIANTS)/manifest.json || { scripts/workflow_text.py bench/workflows/train.jsonl \
 	    > $(VARIANTS)/calibration.txt && $(CLI) calibrate -V $(VARIANTS) --text $(VARIANTS)/calibration.txt; }
-	$(CLI) profile -V $(VARIANTS) --tasks bench/workflows/test.jsonl -o $(VARIANTS)/test.sqlite
-	$(CLI) eval -V $(VARIANTS) --workflows bench/workflows/test.jsonl --profile $(VARIANTS)/test.sqlite \
-	    --policy len:40 --report $(VARIANTS)/eval.html
+
+# Reproduces the shipped controller: the train split's resumable profile over
+# CONFIGS (about an hour on 2 cores), then training with the defaults
+# (controllers/README.md).
+controller: variants
+	$(CLI) profile -V $(VARIANTS) --tasks bench/workflows/train.jsonl -o $(VARIANTS)/train.sqlite --configs $(CONFIGS)
+	$(CLI) train --profile $(VARIANTS)/train.sqlite -o $(CONTROLLER) --seed 1
+
+# The workflow benchmark on the test split, from nothing: variants, a
+# resumable profile over CONFIGS (about 10 minutes on 2 cores), the table.
+eval: variants
+	$(CLI) profile -V $(VARIANTS) --tasks bench/workflows/test.jsonl -o $(VARIANTS)/test.sqlite --configs $(CONFIGS)
+	$(CLI) eval -V $(VARIANTS) -c $(CONTROLLER) --workflows bench/workflows/test.jsonl \
+	    --profile $(VARIANTS)/test.sqlite --report $(VARIANTS)/eval.html
 
 test: setup
 	$(MAKE) tests

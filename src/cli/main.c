@@ -97,6 +97,7 @@ bool cli_print_token(void *user, int32_t id) {
 }
 
 void cli_print_stats(const struct ac_gen_stats *st) {
+    fflush(stdout); /* the text's last newline before the stats when both go to one pipe */
     fprintf(stderr, "prefill: %d tokens in %.3f s (%.1f tok/s)\n", st->n_prompt, st->prefill_s,
             st->prefill_s > 0 ? st->n_prompt / st->prefill_s : 0.0);
     fprintf(stderr, "decode: %d tokens in %.3f s (%.1f tok/s)\n", st->n_decoded, st->decode_s,
