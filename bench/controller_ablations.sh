@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The controller's ablations (issue 5), from the profiles to one table:
-#   default   the shipped recipe (FOMAML over domains, 128 wide x 2 layers x 4 heads)
+#   default   the shipped recipe (FOMAML over domains, 64 wide x 2 layers x 4 heads)
 #   no-meta   --meta none (plain mini-batches)
-#   small     --d-model 64
-#   wide      --d-model 256 --heads 8 (toward the paper's 512 x 6 x 8, which trains too slowly here)
+#   w128      --d-model 128
+#   w256      --d-model 256 --heads 8 (toward the paper's 512 x 6 x 8, which trains too slowly here)
 #   cs+phys   --train-domains cs,physics; compare its chemistry+biology rows with default's
 # each trained on the train split's profile and evaluated with `eval -c` on the test split.
 # Everything is cached under $OUT; profiles resume. Knobs: VARIANTS, CLI, OUT, CONFIGS, EPOCHS.
@@ -21,11 +21,11 @@ done
 declare -A ARGS=(
     [default]=""
     [no-meta]="--meta none"
-    [small]="--d-model 64"
-    [wide]="--d-model 256 --heads 8"
+    [w128]="--d-model 128"
+    [w256]="--d-model 256 --heads 8"
     [cs+phys]="--train-domains cs,physics"
 )
-NAMES="default no-meta small wide cs+phys"
+NAMES="default no-meta w128 w256 cs+phys"
 # training is single-threaded: JOBS trainings at a time (default: cores)
 JOBS=${JOBS:-$(nproc)}
 for name in $NAMES; do

@@ -660,7 +660,7 @@ static void test_config_check(void **state) {
     assert_int_equal(ac_controller_n_configs(&c), 36);
     struct ac_controller *ctrl;
     assert_int_equal(ac_controller_new(&ctrl, &c, 1, err), 0);
-    printf("  default (2x128x4, E=576): %zu parameters\n", ac_controller_n_params(ctrl));
+    printf("  default (2x64x4, E=576): %zu parameters\n", ac_controller_n_params(ctrl));
     ac_controller_free(ctrl);
     struct ac_ctrl_layout lay;
     ac_controller_config_paper(&c, 49152, 576);

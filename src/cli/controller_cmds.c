@@ -56,7 +56,7 @@ int cmd_train(int argc, char **argv) {
                    "  --patience N         epochs without a better dev loss before stopping (default 8; 0: never)\n"
                    "  --lr X               Adam step size (default 3e-4)\n"
                    "  --lambda-cost X      (default 0.3)   --lambda-fid X (default 0.7)   --theta X (default 0.95)\n"
-                   "  --d-model N --layers N --heads N     encoder size (default 128 x 2 x 4)\n"
+                   "  --d-model N --layers N --heads N     encoder size (default 64 x 2 x 4)\n"
                    "  --paper-scale        6 layers x 512 x 8 heads, as the paper\n");
             return 0;
         }
