@@ -5,6 +5,7 @@
 #   w128      --d-model 128
 #   w256      --d-model 256 --heads 8 (toward the paper's 512 x 6 x 8, which trains too slowly here)
 #   cs+phys   --train-domains cs,physics; compare its chemistry+biology rows with default's
+#   fid2      --lambda-fid 2 (a fidelity shortfall weighs ~3x more than the paper's 0.7)
 # each trained on the train split's profile and evaluated with `eval -c` on the test split.
 # Everything is cached under $OUT; profiles resume. Knobs: VARIANTS, CLI, OUT, CONFIGS, EPOCHS.
 set -euo pipefail
@@ -24,8 +25,9 @@ declare -A ARGS=(
     [w128]="--d-model 128"
     [w256]="--d-model 256 --heads 8"
     [cs+phys]="--train-domains cs,physics"
+    [fid2]="--lambda-fid 2"
 )
-NAMES="default no-meta w128 w256 cs+phys"
+NAMES="default no-meta w128 w256 cs+phys fid2"
 # training is single-threaded: JOBS trainings at a time (default: cores)
 JOBS=${JOBS:-$(nproc)}
 for name in $NAMES; do
