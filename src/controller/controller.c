@@ -443,7 +443,7 @@ float ac_ctrl_task_loss(const struct ac_controller_config *c, const struct ac_ct
     if (dy)
         for (int j = 0; j < AC_CTRL_N_HEADS; j++) memset(dy[j], 0, sizeof(float) * (size_t)c->n_levels[j]);
     if (dc) *dc = 2.0f * lp->lambda_aux * diff;
-    float table[CTRL_MAX_CONFIGS];
+    float table[CTRL_MAX_CONFIGS] = {0};
     for (int i = 0; i < nc; i++) {
         float shortfall = lp->theta - fid[i];
         table[i] = lp->lambda_cost * cost[i] + lp->lambda_fid * (shortfall > 0.0f ? shortfall : 0.0f);
@@ -541,8 +541,8 @@ int ac_controller_new(struct ac_controller **out, const struct ac_controller_con
 }
 
 int ac_controller_clone(struct ac_controller **out, const struct ac_controller *src, char *err) {
-    struct ac_controller *ctrl;
-    if (ac_controller_new(&ctrl, &src->cfg, 0, err) != 0) return -1;
+    struct ac_controller *ctrl = NULL;
+    if (ac_controller_new(&ctrl, &src->cfg, 0, err) != 0 || !ctrl) return -1;
     memcpy(ctrl->params_block, src->params_block, sizeof(float) * src->layout.total);
     *out = ctrl;
     return 0;

@@ -8,6 +8,7 @@
  * their output bit-identical; do not "simplify" them. */
 #include "quant/quant_internal.h"
 
+#include <cpuid.h>
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
@@ -1415,17 +1416,25 @@ static enum ac_simd_level best_level = AC_SIMD_SCALAR;
 static enum ac_simd_level current_level = AC_SIMD_SCALAR;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* An ECX feature bit of CPUID leaf (leaf, 0). For the features clang's
+ * __builtin_cpu_supports does not name: F16C (leaf 1, bit 29) and
+ * AVX512-VNNI (leaf 7, bit 11). */
+static bool cpuid_ecx_bit(unsigned leaf, unsigned bit) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(leaf, 0, &a, &b, &c, &d) && (c >> bit & 1u);
+}
+
 bool ac_quant_cpu_has(enum ac_simd_level level) {
     __builtin_cpu_init();
     switch (level) {
     case AC_SIMD_SCALAR:
         return true;
     case AC_SIMD_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_ecx_bit(1, 29);
     case AC_SIMD_AVX512VNNI:
         return ac_quant_cpu_has(AC_SIMD_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+               __builtin_cpu_supports("avx512dq") && cpuid_ecx_bit(7, 11);
     }
     return false;
 }

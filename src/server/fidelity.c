@@ -49,7 +49,11 @@ static int reference(const struct ac_fidelity_env *env, const int32_t *prompt, i
     if (open_variant(env, "f16", n_prompt + max_tokens, &model, &ctx, err) != 0) return -1;
     const int n_vocab = model->cfg.n_vocab;
     float *logits = *logits_out = malloc(sizeof(float) * (size_t)n_vocab * CHUNK);
-    int rc = logits ? ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, logits, err) : ac_errf(err, "out of memory");
+    if (!logits) {
+        close_variant(env, "f16", ctx);
+        return ac_errf(err, "out of memory");
+    }
+    int rc = ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, logits, err);
     int n = 0;
     while (rc == 0) {
         const int32_t id = argmax(logits, n_vocab);
@@ -79,7 +83,7 @@ static int teacher_forced(const struct ac_fidelity_env *env, const struct ac_man
     }
     /* the prompt predicts ref[0]; ref[t - 1] predicts ref[t] */
     if (rc == 0) rc = ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, logits, err);
-    *matched = rc == 0 && argmax(logits, n_vocab) == ref[0];
+    *matched = rc == 0 && n_ref > 0 && argmax(logits, n_vocab) == ref[0];
     for (int target = 1; rc == 0 && target < n_ref; target += CHUNK) {
         const int n = n_ref - target < CHUNK ? n_ref - target : CHUNK;
         rc = ac_decode(ctx, ref + target - 1, n, AC_LOGITS_ALL, logits, err);
@@ -106,12 +110,12 @@ int ac_fidelity_measure(const struct ac_fidelity_env *env, const int32_t *prompt
     int32_t *ref = malloc(sizeof(int32_t) * (size_t)max_tokens);
     int n_ref = 0, matched = 0;
     double ref_bytes = 0.0, bytes = 0.0;
-    int rc = ref ? 0 : ac_errf(err, "out of memory");
-    if (rc == 0) rc = reference(env, prompt, n_prompt, max_tokens, ref, &n_ref, &ref_bytes, &logits, err);
+    if (!ref) return ac_errf(err, "out of memory");
+    int rc = reference(env, prompt, n_prompt, max_tokens, ref, &n_ref, &ref_bytes, &logits, err);
     if (rc == 0)
         rc = teacher_forced(env, v, prune, sparsity, prompt, n_prompt, ref, n_ref, &matched, &bytes, logits, err);
     if (rc == 0) {
-        *fidelity = (double)matched / n_ref;
+        *fidelity = n_ref > 0 ? (double)matched / n_ref : 1.0;
         *relative_cost = ref_bytes > 0.0 ? bytes / ref_bytes : v->relative_cost;
     }
     free(logits);
