@@ -66,6 +66,23 @@ struct http {
     size_t body_len;
 };
 
+/* An untrained controller routing over "f16" and "lite" (the seed picks its
+ * decisions), on the embeddings of m, saved to path. */
+static void save_two_variant_controller(const struct ac_model *m, uint64_t seed, const char *path) {
+    char err[AC_ERR_LEN];
+    struct ac_controller_config cc;
+    ac_controller_config_default(&cc, m->cfg.n_vocab, m->cfg.dim);
+    cc.d_model = 32, cc.n_layers = 1, cc.n_heads = 2;
+    cc.n_levels[0] = 2, cc.n_levels[1] = 1, cc.n_levels[2] = 1;
+    snprintf(cc.quant_names[0], AC_CTRL_NAME_LEN, "f16");
+    snprintf(cc.quant_names[1], AC_CTRL_NAME_LEN, "lite");
+    cc.prune_levels[0] = 0.0f, cc.sparsity_levels[0] = 0.0f;
+    struct ac_controller *ctrl;
+    assert_int_equal(ac_controller_new(&ctrl, &cc, seed, err), 0);
+    assert_int_equal(ac_controller_save(ctrl, path, err), 0);
+    ac_controller_free(ctrl);
+}
+
 static void http_free(struct http *h) {
     free(h->head);
     free(h->body);
@@ -854,18 +871,8 @@ static void test_routed_backend(void **state) {
     struct ac_model *tiny;
     snprintf(ctrl_path, sizeof ctrl_path, "%s/f16.gguf", dir);
     assert_int_equal(ac_model_load(&tiny, ctrl_path, err), 0);
-    struct ac_controller_config cc;
-    ac_controller_config_default(&cc, tiny->cfg.n_vocab, tiny->cfg.dim);
-    cc.d_model = 32, cc.n_layers = 1, cc.n_heads = 2;
-    cc.n_levels[0] = 2, cc.n_levels[1] = 1, cc.n_levels[2] = 1;
-    snprintf(cc.quant_names[0], AC_CTRL_NAME_LEN, "f16");
-    snprintf(cc.quant_names[1], AC_CTRL_NAME_LEN, "lite");
-    cc.prune_levels[0] = 0.0f, cc.sparsity_levels[0] = 0.0f;
-    struct ac_controller *ctrl;
-    assert_int_equal(ac_controller_new(&ctrl, &cc, 7, err), 0);
     snprintf(ctrl_path, sizeof ctrl_path, "%s/ctrl.gguf", dir);
-    assert_int_equal(ac_controller_save(ctrl, ctrl_path, err), 0);
-    ac_controller_free(ctrl);
+    save_two_variant_controller(tiny, 7, ctrl_path);
     ac_model_free(tiny);
 
     struct ac_backend *rb;
@@ -1266,18 +1273,8 @@ static void test_workflow_matches_eval(void **state) {
     }
     fclose(f);
     /* an untrained controller over the two variants */
-    struct ac_controller_config cc;
-    ac_controller_config_default(&cc, model->cfg.n_vocab, model->cfg.dim);
-    cc.d_model = 32, cc.n_layers = 1, cc.n_heads = 2;
-    cc.n_levels[0] = 2, cc.n_levels[1] = 1, cc.n_levels[2] = 1;
-    snprintf(cc.quant_names[0], AC_CTRL_NAME_LEN, "f16");
-    snprintf(cc.quant_names[1], AC_CTRL_NAME_LEN, "lite");
-    cc.prune_levels[0] = 0.0f, cc.sparsity_levels[0] = 0.0f;
-    struct ac_controller *ctrl;
-    assert_int_equal(ac_controller_new(&ctrl, &cc, 26, err), 0);
     snprintf(ctrl_path, sizeof ctrl_path, "%s/ctrl.gguf", dir);
-    assert_int_equal(ac_controller_save(ctrl, ctrl_path, err), 0);
-    ac_controller_free(ctrl);
+    save_two_variant_controller(model, 26, ctrl_path);
 
     /* eval's side: profile, then route every stage as eval does */
     snprintf(db_path, sizeof db_path, "%s/profile.sqlite", dir);
