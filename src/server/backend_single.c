@@ -136,6 +136,8 @@ static const char *single_model_name(const struct ac_backend *b, int i) {
 
 int ac_backend_prompt_ids(const struct ac_tokenizer *tok, const struct ac_gen_request *req, int n_ctx,
                           int32_t **out, int *n_out, struct ac_api_error *e) {
+    *out = NULL;
+    *n_out = 0;
     struct ids ids = {.tok = tok, .err = "out of memory"};
     int rc = req->kind == AC_API_CHAT ? ac_chatml_walk(req->messages, req->n_messages, push_tokens, &ids)
                                       : push_tokens(&ids, req->prompt, strlen(req->prompt), true);

@@ -143,7 +143,8 @@ struct ac_tokenizer;
 struct ac_context;
 
 /* Backend helpers. The prompt's token ids (ChatML for chat, BOS where the
- * model asks for it), checked to leave room in n_ctx; *ids is malloc'd. */
+ * model asks for it), checked to leave room in n_ctx; *ids is malloc'd
+ * (NULL and *n 0 on failure). */
 int ac_backend_prompt_ids(const struct ac_tokenizer *tok, const struct ac_gen_request *req, int n_ctx,
                           int32_t **ids, int *n, struct ac_api_error *e);
 /* The 400 for a model name the backend does not serve. */

@@ -444,7 +444,7 @@ int ac_tokenizer_load(struct ac_tokenizer **out, const struct gguf_file *f, char
                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
         goto fail;
     }
-    if (load_vocab(t, f, err) != 0) goto fail;
+    if (load_vocab(t, f, err) != 0 || !t->vocab.slots) goto fail;
     if ((t->kind == TOK_BPE ? load_bpe(t, f, err) : load_spm(t, f, err)) != 0) goto fail;
     if (load_specials(t, f, err) != 0) goto fail;
     *out = t;

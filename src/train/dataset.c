@@ -148,26 +148,42 @@ int ac_train_dataset_add(struct ac_train_dataset *ds, const int32_t *ids, int n_
 /* ------------------------------------------------------------------------
  * JSONL */
 
+/* The failures return -1 themselves rather than ac_errf's value: ac_errf
+ * is defined in another file, and clang's analyzer would otherwise follow a
+ * half-filled lv into ac_train_dataset_new. */
 static int parse_levels(const cJSON *root, struct ac_train_levels *lv, char *err) {
     const cJSON *levels = cJSON_GetObjectItemCaseSensitive(root, "levels");
-    if (!cJSON_IsObject(levels)) return ac_errf(err, "the first line must be {\"levels\": {...}}");
+    if (!cJSON_IsObject(levels)) {
+        ac_errf(err, "the first line must be {\"levels\": {...}}");
+        return -1;
+    }
     memset(lv, 0, sizeof *lv);
     static const char *const keys[AC_CTRL_N_HEADS] = {"quant", "prune", "sparsity"};
     for (int j = 0; j < AC_CTRL_N_HEADS; j++) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(levels, keys[j]);
-        if (!cJSON_IsArray(arr)) return ac_errf(err, "levels.%s must be an array", keys[j]);
+        if (!cJSON_IsArray(arr)) {
+            ac_errf(err, "levels.%s must be an array", keys[j]);
+            return -1;
+        }
         int n = cJSON_GetArraySize(arr);
-        if (n < 1 || n > AC_CTRL_MAX_LEVELS) return ac_errf(err, "levels.%s has %d entries (must be 1..%d)", keys[j], n, AC_CTRL_MAX_LEVELS);
+        if (n < 1 || n > AC_CTRL_MAX_LEVELS) {
+            ac_errf(err, "levels.%s has %d entries (must be 1..%d)", keys[j], n, AC_CTRL_MAX_LEVELS);
+            return -1;
+        }
         lv->n[j] = n;
         int i = 0;
         for (const cJSON *it = arr->child; it; it = it->next, i++) {
             if (j == 0) {
-                if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= AC_CTRL_NAME_LEN)
-                    return ac_errf(err, "levels.quant[%d] must be a name of 1..%d characters", i, AC_CTRL_NAME_LEN - 1);
+                if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) >= AC_CTRL_NAME_LEN) {
+                    ac_errf(err, "levels.quant[%d] must be a name of 1..%d characters", i, AC_CTRL_NAME_LEN - 1);
+                    return -1;
+                }
                 snprintf(lv->quant_names[i], AC_CTRL_NAME_LEN, "%s", it->valuestring);
             } else {
-                if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0.0 && it->valuedouble < 1.0))
-                    return ac_errf(err, "levels.%s[%d] must be a number in [0, 1)", keys[j], i);
+                if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0.0 && it->valuedouble < 1.0)) {
+                    ac_errf(err, "levels.%s[%d] must be a number in [0, 1)", keys[j], i);
+                    return -1;
+                }
                 (j == 1 ? lv->prune : lv->sparsity)[i] = (float)it->valuedouble;
             }
         }
@@ -752,8 +768,8 @@ int ac_train_load_profile(struct ac_train_dataset **out, const char *path, char 
 
 int ac_train_dataset_select(struct ac_train_dataset **out, const struct ac_train_dataset *src, const int *idx, int n,
                             char *err) {
-    struct ac_train_dataset *ds;
-    if (ac_train_dataset_new(&ds, &src->levels, err) != 0) return -1;
+    struct ac_train_dataset *ds = NULL;
+    if (ac_train_dataset_new(&ds, &src->levels, err) != 0 || !ds) return -1;
     const size_t nc = (size_t)src->n_configs;
     for (int i = 0; i < n; i++) {
         int t = idx[i];

@@ -44,13 +44,28 @@ static int no_duplicate_keys(const cJSON *obj, const char *what, char *err) {
     return 0;
 }
 
+/* The failures return -1 themselves rather than ac_errf's value: ac_errf
+ * is defined in another file, and clang's analyzer would otherwise follow
+ * an unset *dst into the caller's success path. */
 static int get_string(const cJSON *obj, const char *key, const char *what, char **dst, char *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!it) return ac_errf(err, "missing field \"%s%s\"", what, key);
-    if (!cJSON_IsString(it) || !it->valuestring) return ac_errf(err, "field \"%s%s\" must be a string", what, key);
-    if (blank(it->valuestring)) return ac_errf(err, "field \"%s%s\" is empty", what, key);
+    if (!it) {
+        ac_errf(err, "missing field \"%s%s\"", what, key);
+        return -1;
+    }
+    if (!cJSON_IsString(it) || !it->valuestring) {
+        ac_errf(err, "field \"%s%s\" must be a string", what, key);
+        return -1;
+    }
+    if (blank(it->valuestring)) {
+        ac_errf(err, "field \"%s%s\" is empty", what, key);
+        return -1;
+    }
     *dst = dup_str(it->valuestring);
-    if (!*dst) return ac_errf(err, "out of memory");
+    if (!*dst) {
+        ac_errf(err, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -338,11 +353,16 @@ static int check_order(const struct ac_workflow_set *set, const struct ac_stage 
     return 0;
 }
 
+/* Moves *s into the set (zeroing *s) and records its workflow. Failures
+ * return -1 themselves (see get_string); the caller frees s and the set. */
 static int push_stage(struct ac_workflow_set *set, size_t *cap_s, size_t *cap_w, struct ac_stage *s, char *err) {
     if (set->n_stages == *cap_s) {
         size_t nc = *cap_s ? *cap_s * 2 : 64;
         struct ac_stage *t = realloc(set->stages, nc * sizeof *t);
-        if (!t) return ac_errf(err, "out of memory");
+        if (!t) {
+            ac_errf(err, "out of memory");
+            return -1;
+        }
         set->stages = t;
         *cap_s = nc;
     }
@@ -357,7 +377,10 @@ static int push_stage(struct ac_workflow_set *set, size_t *cap_s, size_t *cap_w,
         if (set->n_workflows == *cap_w) {
             size_t nc = *cap_w ? *cap_w * 2 : 16;
             struct ac_workflow *t = realloc(set->workflows, nc * sizeof *t);
-            if (!t) return ac_errf(err, "out of memory");
+            if (!t) {
+                ac_errf(err, "out of memory");
+                return -1;
+            }
             set->workflows = t;
             *cap_w = nc;
         }
@@ -368,11 +391,15 @@ static int push_stage(struct ac_workflow_set *set, size_t *cap_s, size_t *cap_w,
 
 int ac_workflows_parse(const char *text, size_t len, const char *name, struct ac_workflow_set *out, char *err) {
     memset(out, 0, sizeof *out);
+    struct ac_workflow_set set = {0}; /* built here, published to *out when complete */
     if (!name) name = "<workflows>";
     size_t cap_s = 0, cap_w = 0, pos = 0;
     int lineno = 0;
-    char *buf = NULL;
-    size_t buf_cap = 0;
+    char *buf = malloc(len + 1); /* each line, NUL-terminated for the JSON parser; the longest fits */
+    if (!buf) {
+        ac_errf(err, "%s: out of memory", name);
+        goto fail;
+    }
     while (pos < len) {
         lineno++;
         const char *nl = memchr(text + pos, '\n', len - pos);
@@ -384,16 +411,6 @@ int ac_workflows_parse(const char *text, size_t len, const char *name, struct ac
             ac_errf(err, "%s:%d: NUL byte in line", name, lineno);
             goto fail;
         }
-        if (ll + 1 > buf_cap) {
-            size_t nc = ll + 1 > 2 * buf_cap ? ll + 1 : 2 * buf_cap;
-            char *t = realloc(buf, nc);
-            if (!t) {
-                ac_errf(err, "%s:%d: out of memory", name, lineno);
-                goto fail;
-            }
-            buf = t;
-            buf_cap = nc;
-        }
         memcpy(buf, line, ll);
         buf[ll] = '\0';
         if (blank(buf)) continue;
@@ -403,22 +420,22 @@ int ac_workflows_parse(const char *text, size_t len, const char *name, struct ac
             goto fail;
         }
         s.line = lineno;
-        if (check_order(out, &s, err) || push_stage(out, &cap_s, &cap_w, &s, err)) {
+        if (check_order(&set, &s, err) || push_stage(&set, &cap_s, &cap_w, &s, err)) {
             ac_stage_free(&s);
             ac_err_prefix(err, "%s:%d", name, lineno);
             goto fail;
         }
     }
     free(buf);
-    if (out->n_stages == 0) {
+    if (set.n_stages == 0) {
         ac_errf(err, "%s: no stages", name);
-        ac_workflows_free(out);
         return -1;
     }
+    *out = set;
     return 0;
 fail:
     free(buf);
-    ac_workflows_free(out);
+    ac_workflows_free(&set);
     return -1;
 }
 
