@@ -89,6 +89,60 @@ static int read_hparams(const struct gguf_file *f, const char *arch, struct ac_m
     return 0;
 }
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* The matrices the forward pass multiplies by (output last; when tied it
+ * is a copy of tok_embd's entry, so the embedding lookup keeps the file's
+ * rows). Returns how many were written to w (room for 7 per layer + 1). */
+static int model_matrices(struct ac_model *m, struct ac_tensor **w) {
+    int k = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        struct ac_layer *L = &m->layers[l];
+        w[k++] = &L->wq, w[k++] = &L->wk, w[k++] = &L->wv, w[k++] = &L->wo;
+        w[k++] = &L->w_gate, w[k++] = &L->w_up, w[k++] = &L->w_down;
+    }
+    w[k++] = &m->output;
+    return k;
+}
+
+/* Copies every Q4_0 matrix into the q4_0x16 layout when the SIMD level has
+ * its kernel: decode's 16-row gemv then loads quants and scales as whole
+ * vectors instead of transposing 18-byte blocks and gathering scales on
+ * every token. The file map is read-only, so the copies are one new
+ * allocation (x16_bytes). */
+static int pack_q4_0(struct ac_model *m, char *err) {
+    if (!ac_quant_gemm_q4_0x16()) return 0;
+    struct ac_tensor **w = malloc(((size_t)m->cfg.n_layers * 7 + 1) * sizeof *w);
+    if (!w) return ac_errf(err, "out of memory");
+    const int n = model_matrices(m, w);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        if (w[i]->type == AC_TYPE_Q4_0) total += (ac_q4_0x16_size(w[i]->rows, w[i]->cols) + 63) & ~(size_t)63;
+    uint8_t *buf = NULL;
+    if (total && posix_memalign((void **)&buf, HUGE_PAGE, total) != 0) buf = NULL;
+    if (buf) (void)madvise(buf, total, MADV_HUGEPAGE); /* as the sparse copies: fewer TLB misses */
+    if (total && !buf) {
+        free(w);
+        return ac_errf(err, "out of memory packing q4_0 weights (%zu bytes)", total);
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (w[i]->type != AC_TYPE_Q4_0) continue;
+        if (ac_q4_0x16_pack(buf + off, w[i]->data, ac_row_size(AC_TYPE_Q4_0, w[i]->cols), w[i]->rows, w[i]->cols,
+                            err) != 0) {
+            ac_free_aligned(buf);
+            free(w);
+            return -1;
+        }
+        w[i]->x16 = buf + off;
+        off += (ac_q4_0x16_size(w[i]->rows, w[i]->cols) + 63) & ~(size_t)63;
+    }
+    free(w);
+    m->x16_weights = buf;
+    m->x16_bytes = total;
+    return 0;
+}
+
 int ac_model_load(struct ac_model **out, const char *path, char *err) {
     struct ac_model *m = calloc(1, sizeof *m);
     if (!m) return ac_errf(err, "out of memory");
@@ -171,6 +225,7 @@ int ac_model_load(struct ac_model **out, const char *path, char *err) {
             m->weight_bytes += specs[s].dst->bytes;
         }
     }
+    if (pack_q4_0(m, err) != 0) goto fail;
     *out = m;
     return 0;
 fail:
@@ -183,6 +238,7 @@ void ac_model_free(struct ac_model *m) {
     gguf_close(m->file);
     free(m->layers);
     ac_free_aligned(m->sparse_weights);
+    ac_free_aligned(m->x16_weights);
     free(m);
 }
 
@@ -195,8 +251,6 @@ size_t ac_model_bytes_per_token(const struct ac_model *m) {
     }
     return b;
 }
-
-#define HUGE_PAGE ((size_t)2 << 20)
 
 /* The matrices that read each sparse site's input, in the order their
  * transposed weights sit side by side in the site's rows. */
@@ -500,6 +554,7 @@ struct matmul_job {
     const float *bias; /* (w->rows) or NULL */
     bool accumulate;  /* out += result instead of out = result */
     ac_gemm_fn gemm;  /* the weight type's gemm kernel, or NULL: vec_dot per (row, token) */
+    const uint8_t *w_data; /* w's rows as gemm reads them: w->data, or w->x16 for the q4_0x16 kernel */
 };
 
 /* Rows of W are split into contiguous ranges per thread. With a gemm
@@ -517,11 +572,12 @@ static void matmul_worker(void *arg, int ith, int nth) {
     const size_t row_bytes = ac_row_size(w->type, w->cols);
     const int n = (int)w->cols;
     if (j->gemm) {
-        /* whole 16-row groups per thread, so only the last has a ragged one */
+        /* whole 16-row groups per thread, so only the last has a ragged one
+         * (and a q4_0x16 range starts at one of its groups) */
         const int64_t per = ((w->rows + nth - 1) / nth + 15) / 16 * 16;
         const int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
         if (r0 < r1)
-            j->gemm(n, j->out + r0, (size_t)w->rows, (const uint8_t *)w->data + (size_t)r0 * row_bytes, row_bytes,
+            j->gemm(n, j->out + r0, (size_t)w->rows, j->w_data + (size_t)r0 * row_bytes, row_bytes,
                     (int)(r1 - r0), j->xq, j->xq_stride, j->n_tokens, j->bias ? j->bias + r0 : NULL, j->accumulate);
         return;
     }
@@ -548,8 +604,10 @@ static void matmul(struct ac_context *c, float *out, const float *x, const struc
     struct matmul_job j = {
         .w = w, .xq = c->xq, .n_tokens = n_tokens, .out = out,
         .bias = bias && bias->data ? bias->data : NULL, .accumulate = accumulate,
-        .gemm = ac_quant_gemm(w->type),
+        .gemm = ac_quant_gemm(w->type), .w_data = w->data,
     };
+    const ac_gemm_fn x16 = w->x16 ? ac_quant_gemm_q4_0x16() : NULL;
+    if (x16) j.gemm = x16, j.w_data = w->x16;
     j.xq_stride = quantize_input(c, w, x, n_tokens);
     ac_pool_run(c->pool, matmul_worker, &j);
 }

@@ -304,22 +304,100 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
     }
 }
 
-AI void gemm(enum kind k, int n, float *out, size_t out_stride, const void *vw, size_t w_stride, int n_rows,
-             const void *vx, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+/* ---- Q4_0 on the q4_0x16 layout (quant.h) ----
+ * The layout's block of a group is load_quants' T[0..3] as stored vectors
+ * and its scales are 16 consecutive halves, so the kernels below are gemv
+ * and repack with those two steps replaced by plain loads: same
+ * arithmetic, same bits. */
+#define X16_QS 256 /* quant bytes of one block of a group */
+
+AI void load_quants_x16(const uint8_t *qb, __m512i w[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512i T = _mm512_loadu_si512((const void *)(qb + 64 * j));
+        w[j] = _mm512_and_si512(T, m4);
+        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(T, 4), m4);
+    }
+}
+
+AI __m512 load_scales_x16(const uint8_t *g, int nb, int b) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + (size_t)nb * X16_QS + 32 * (size_t)b)));
+}
+
+static void gemv_x16(int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                     const struct act *A, const float *bias, bool accumulate) {
+    /* One token against q4_0x16 groups. The weights are one stream, but it
+     * starts cold on every call and runs at DRAM speed: as gemv, fetch the
+     * next group into L1 and the one 4 further into L2, a slice per block
+     * (prefetches never fault; past the end they only waste a fetch). */
+    const size_t group = (size_t)GR * w_stride, end = (size_t)((n_rows + GR - 1) / GR) * group;
+    const size_t slice = (group + (size_t)nb - 1) / (size_t)nb;
+    for (size_t o = 0; o < (end < 5 * group ? end : 5 * group); o += 64)
+        _mm_prefetch((const char *)(w + o), _MM_HINT_T1);
+    for (int r0 = 0; r0 < n_rows; r0 += GR, w += group) {
+        const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
+        const __mmask16 mask = (__mmask16)((1u << rows) - 1);
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            for (size_t o = group + (size_t)b * slice; o < group + (size_t)(b + 1) * slice; o += 64) {
+                _mm_prefetch((const char *)(w + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w + o + 4 * group), _MM_HINT_T1);
+            }
+            __m512i q[8];
+            load_quants_x16(w + (size_t)b * X16_QS, q);
+            const __m512 dx = load_scales_x16(w, nb, b);
+            const uint8_t *y = x + (size_t)b * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
+            __m512i s0 = _mm512_set1_epi32(A[b].c), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                s0 = _mm512_dpbusd_epi32(s0, q[g], _mm512_set1_epi32(ld32(y + 4 * g)));
+                s1 = _mm512_dpbusd_epi32(s1, q[g + 4], _mm512_set1_epi32(ld32(y + 16 + 4 * g)));
+            }
+            const __m512i s = _mm512_add_epi32(s0, s1);
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(A[b].d)), _mm512_cvtepi32_ps(s), acc);
+        }
+        float *o = out + r0;
+        if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias + r0));
+        if (accumulate) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), acc);
+        _mm512_mask_storeu_ps(o, mask, acc);
+    }
+}
+
+/* One packed group (g) of all nb blocks into tile()'s layout P. */
+static void repack_x16(const uint8_t *g, int nb, uint8_t *P) {
+    for (int b = 0; b < nb; b++, P += p_block(K_Q4_0)) {
+        __m512i q[8];
+        load_quants_x16(g + (size_t)b * X16_QS, q);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) _mm512_store_si512((__m512i *)(P + 64 * j), q[j]);
+        _mm512_store_ps(P + 512, load_scales_x16(g, nb, b));
+    }
+}
+
+/* x16: w is in the q4_0x16 layout (k is K_Q4_0). */
+AI void gemm(enum kind k, bool x16, int n, float *out, size_t out_stride, const void *vw, size_t w_stride,
+             int n_rows, const void *vx, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
     if (n_rows <= 0 || n_tokens <= 0) return;
     const int nb = n / QK8_0;
     const uint8_t *w = vw, *x = vx;
     if (n_tokens == 1 && nb <= GEMV_MAX_BLOCKS) {
         struct act A[GEMV_MAX_BLOCKS];
         act_table(k, x, x_stride, 1, nb, A);
-        gemv(k, nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
+        if (x16)
+            gemv_x16(nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
+        else
+            gemv(k, nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
         return;
     }
     const size_t psize = (size_t)nb * p_block(k), asize = (size_t)n_tokens * nb * sizeof(struct act);
     uint8_t *buf = nb ? aligned_alloc(64, (psize + asize + 63) / 64 * 64) : NULL;
     if (!buf) {
-        ac_gemm_by_dot(ac_type_traits(type_of(k))->vec_dot, n, out, out_stride, vw, w_stride, n_rows, vx, x_stride,
-                       n_tokens, bias, accumulate);
+        if (x16)
+            ac_gemm_q4_0x16_ref(n, out, out_stride, vw, w_stride, n_rows, vx, x_stride, n_tokens, bias, accumulate);
+        else
+            ac_gemm_by_dot(ac_type_traits(type_of(k))->vec_dot, n, out, out_stride, vw, w_stride, n_rows, vx,
+                           x_stride, n_tokens, bias, accumulate);
         return;
     }
     struct act *A = (struct act *)(buf + psize);
@@ -328,7 +406,10 @@ AI void gemm(enum kind k, int n, float *out, size_t out_stride, const void *vw, 
         const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1);
         const float *br = bias ? bias + r0 : NULL;
-        repack(k, w + (size_t)r0 * w_stride, w_stride, rows, nb, buf);
+        if (x16) /* r0 is a multiple of GR: the group's start */
+            repack_x16(w + (size_t)r0 * w_stride, nb, buf);
+        else
+            repack(k, w + (size_t)r0 * w_stride, w_stride, rows, nb, buf);
         int t0 = 0;
         for (; t0 + NT <= n_tokens; t0 += NT)
             tile(k, NT, buf, nb, x + (size_t)t0 * x_stride, x_stride, A + (size_t)t0 * nb, out + (size_t)t0 * out_stride + r0,
@@ -354,12 +435,17 @@ AI void gemm(enum kind k, int n, float *out, size_t out_stride, const void *vw, 
     static void gemm_##name##_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride,    \
                                      int n_rows, const void *x, size_t x_stride, int n_tokens,                \
                                      const float *bias, bool accumulate) {                                    \
-        gemm(kind, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);         \
+        gemm(kind, false, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);  \
     }
 
 GEMM_FN(q4_0, K_Q4_0)
 GEMM_FN(q4_1, K_Q4_1)
 GEMM_FN(q8_0, K_Q8_0)
+
+void ac_gemm_q4_0x16_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
+                            const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    gemm(K_Q4_0, true, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
+}
 
 /* ---- F16 x F16 ----
  * Natural layout, 3 rows x 3 tokens per register tile, each (row, token)
