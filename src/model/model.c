@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "gguf/gguf.h"
@@ -105,6 +106,21 @@ static int model_matrices(struct ac_model *m, struct ac_tensor **w) {
     return k;
 }
 
+/* The whole pages inside [p, p + n): [*lo, *hi), empty when none. */
+static void page_interior(const void *p, size_t n, uintptr_t *lo, uintptr_t *hi) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    *lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    *hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Whether the q4_0x16 copy of t replaced the file's pages of it (matmuls
+ * read the copy; the tied output shares tok_embd's rows, which the
+ * embedding lookup keeps reading). */
+static bool packed_replaces_file(const struct ac_model *m, const struct ac_tensor *t) {
+    return t->x16 && m->file->mapped && !(t == &m->output && t->data == m->tok_embd.data);
+}
+
 /* Copies every Q4_0 matrix into the q4_0x16 layout when the SIMD level has
  * its kernel: decode's 16-row gemv then loads quants and scales as whole
  * vectors instead of transposing 18-byte blocks and gathering scales on
@@ -136,10 +152,46 @@ static int pack_q4_0(struct ac_model *m, char *err) {
         }
         w[i]->x16 = buf + off;
         off += (ac_q4_0x16_size(w[i]->rows, w[i]->cols) + 63) & ~(size_t)63;
+        if (packed_replaces_file(m, w[i])) {
+            /* the file's copy is read no more: give its pages back (they are
+             * file-backed and unwritten, so a later read, e.g. by
+             * ac_model_prepare_sparse, faults them in from the file again) */
+            uintptr_t lo, hi;
+            page_interior(w[i]->data, ac_row_size(AC_TYPE_Q4_0, w[i]->cols) * (size_t)w[i]->rows, &lo, &hi);
+            if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        }
     }
     free(w);
     m->x16_weights = buf;
     m->x16_bytes = total;
+    return 0;
+}
+
+int ac_model_prefault(struct ac_model *m, char *err) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t base = (uintptr_t)m->file->base;
+    const size_t n_pages = (m->file->size + page - 1) / page;
+    uint8_t *skip = calloc(n_pages ? n_pages : 1, 1);
+    struct ac_tensor **w = malloc(((size_t)m->cfg.n_layers * 7 + 1) * sizeof *w);
+    if (!skip || !w) {
+        free(skip);
+        free(w);
+        return ac_errf(err, "out of memory");
+    }
+    const int n = model_matrices(m, w);
+    for (int i = 0; i < n; i++) {
+        if (!packed_replaces_file(m, w[i])) continue;
+        uintptr_t lo, hi;
+        page_interior(w[i]->data, ac_row_size(w[i]->type, w[i]->cols) * (size_t)w[i]->rows, &lo, &hi);
+        for (uintptr_t a = lo; a < hi; a += page) skip[(a - base) / page] = 1;
+    }
+    const volatile uint8_t *bytes = m->file->base;
+    uint8_t sink = 0;
+    for (size_t k = 0; k < n_pages; k++)
+        if (!skip[k]) sink ^= bytes[k * page];
+    (void)sink;
+    free(skip);
+    free(w);
     return 0;
 }
 

@@ -79,6 +79,10 @@ struct ac_model {
  * shape, and that its type has kernels. */
 int ac_model_load(struct ac_model **out, const char *path, char *err);
 void ac_model_free(struct ac_model *m);
+/* Reads every page of the model's file that the forward pass will read
+ * (not those of matrices repacked into copies at load), so the first
+ * tokens run at memory speed instead of faulting page by page. */
+int ac_model_prefault(struct ac_model *m, char *err);
 
 /* Bytes of weights one decoded token reads: every layer matrix, one row of
  * the token embedding, the output head. */

@@ -122,19 +122,20 @@ void ac_cache_free(struct ac_variant_cache *c) {
     free(c);
 }
 
-/* Maps and validates the file, then reads every page once so the first
- * tokens run at memory speed (a mapped file otherwise faults per page).
- * Runs without the mutex: it reads only what never changes. */
+/* Maps and validates the file, then reads every page the model will read
+ * once, so the first tokens run at memory speed (a mapped file otherwise
+ * faults per page). Runs without the mutex: it reads only what never
+ * changes. */
 static int load_file(const struct ac_variant_cache *c, int i, struct ac_model **model, double *seconds, char *err) {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", c->dir, c->e[i].v->file);
     const double t0 = ac_time_s();
     if (ac_model_load(model, path, err) != 0) return -1;
-    const volatile uint8_t *base = (*model)->file->base;
-    const size_t size = (*model)->file->size;
-    uint8_t sink = 0;
-    for (size_t off = 0; off < size; off += 4096) sink ^= base[off];
-    (void)sink;
+    if (ac_model_prefault(*model, err) != 0) {
+        ac_model_free(*model);
+        *model = NULL;
+        return -1;
+    }
     *seconds = ac_time_s() - t0;
     return 0;
 }
