@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "common/common.h"
+#include "runtime/cache.h"
 
 /* ---------------------------------------------------------------- data */
 
@@ -222,19 +223,6 @@ struct sim_entry {
     long last_use;
 };
 
-/* The runtime cache's priority (src/runtime/cache.c). */
-static double sim_priority(const struct sim_entry *e, int i, const int *history, long clock, int window,
-                           const struct ac_eval_cache_params *p) {
-    const long seen = clock < window ? clock : window;
-    if (seen == 0 || e[i].last_use < 0) return 0.0;
-    long count = 0;
-    for (long k = 0; k < seen; k++) count += history[k] == i;
-    const double freq = (double)count / (double)seen;
-    const long age = clock - 1 - e[i].last_use;
-    const double rec = age >= window ? 0.0 : 1.0 - (double)age / (double)window;
-    return p->w_freq * freq + p->w_recency * rec;
-}
-
 int ac_eval_simulate(const struct ac_eval_data *d, const int *decision, const double *route_s,
                      const struct ac_eval_cache_params *cp, struct ac_eval_trace *t, char *err) {
     struct ac_eval_cache_params p;
@@ -243,6 +231,8 @@ int ac_eval_simulate(const struct ac_eval_data *d, const int *decision, const do
     else
         ac_eval_cache_params_default(&p);
     if (p.window < 1) p.window = 1;
+    /* the runtime cache's rule (src/runtime/cache.c), so the simulation evicts what serving would */
+    const struct ac_cache_params rule = {.w_freq = p.w_freq, .w_recency = p.w_recency, .window = p.window};
     struct sim_entry *e = calloc((size_t)d->n_configs, sizeof *e);
     int *ent_of = calloc((size_t)d->n_configs, sizeof *ent_of);
     int *history = calloc((size_t)p.window, sizeof *history);
@@ -285,7 +275,7 @@ int ac_eval_simulate(const struct ac_eval_data *d, const int *decision, const do
                 double best = 0;
                 for (int k = 0; k < ne; k++) {
                     if (k == i || !e[k].resident) continue;
-                    const double pr = sim_priority(e, k, history, clock, p.window, &p);
+                    const double pr = ac_cache_policy_priority(&rule, history, clock, k, e[k].last_use);
                     if (victim < 0 || pr < best) victim = k, best = pr;
                 }
                 if (victim < 0) {

@@ -55,15 +55,20 @@ static int find(const struct ac_variant_cache *c, const char *name) {
 
 /* frequency: share of the window's acquisitions; recency: 1 for the last
  * acquisition, falling linearly to 0 at the window's edge */
-static double priority(const struct ac_variant_cache *c, int i) {
-    const long w = c->p.window, seen = c->clock < w ? c->clock : w;
-    if (seen == 0 || c->e[i].last_use < 0) return 0.0;
+double ac_cache_policy_priority(const struct ac_cache_params *p, const int *history, long clock, int i,
+                                long last_use) {
+    const long w = p->window, seen = clock < w ? clock : w;
+    if (seen == 0 || last_use < 0) return 0.0;
     long count = 0;
-    for (long k = 0; k < seen; k++) count += c->history[k] == i;
+    for (long k = 0; k < seen; k++) count += history[k] == i;
     const double freq = (double)count / (double)seen;
-    const long age = c->clock - 1 - c->e[i].last_use;
+    const long age = clock - 1 - last_use;
     const double rec = age >= w ? 0.0 : 1.0 - (double)age / (double)w;
-    return c->p.w_freq * freq + c->p.w_recency * rec;
+    return p->w_freq * freq + p->w_recency * rec;
+}
+
+static double priority(const struct ac_variant_cache *c, int i) {
+    return ac_cache_policy_priority(&c->p, c->history, c->clock, i, c->e[i].last_use);
 }
 
 int ac_cache_new(struct ac_variant_cache **out, const char *dir, const struct ac_manifest *man,

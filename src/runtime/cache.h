@@ -38,6 +38,14 @@ struct ac_cache_stats {
 
 void ac_cache_params_default(struct ac_cache_params *p);
 
+/* The eviction priority of entry i: w_freq * (its share of the last
+ * min(clock, window) acquisitions) + w_recency * (1 - its age / window, 0
+ * past the window). history: ring of the acquired entries' indices (slot
+ * clock % window); clock: acquisitions so far; last_use: clock of i's last
+ * acquisition, -1 never. The cache's rule, shared with eval's simulation. */
+double ac_cache_policy_priority(const struct ac_cache_params *p, const int *history, long clock, int i,
+                                long last_use);
+
 /* dir and man must outlive the cache. */
 int ac_cache_new(struct ac_variant_cache **out, const char *dir, const struct ac_manifest *man,
                  const struct ac_cache_params *p, char *err);
