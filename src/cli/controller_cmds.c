@@ -10,6 +10,7 @@
 #include "compress/calibration.h"
 #include "compress/compress.h"
 #include "controller/controller.h"
+#include "eval/router.h"
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
@@ -186,21 +187,11 @@ static void router_free(struct router *r) {
 }
 
 static int router_open(const char *cmd, const char *dir, const char *ctrl_path, struct router *r) {
-    char err[AC_ERR_LEN], path[4096];
+    char err[AC_ERR_LEN];
     memset(r, 0, sizeof *r);
-    if (ac_manifest_load(&r->man, dir, err) != 0 || ac_controller_load(&r->ctrl, ctrl_path, err) != 0)
+    if (ac_controller_open(ctrl_path, dir, &r->man, &r->ctrl, &r->f16, err) != 0 ||
+        ac_tokenizer_load(&r->tok, r->f16->file, err) != 0)
         return cli_fail(cmd, "%s", err);
-    const struct ac_manifest_variant *f16 = ac_manifest_find(r->man, "f16");
-    if (!f16 || !f16->file) return cli_fail(cmd, "%s: the manifest has no local f16 variant", dir);
-    if (snprintf(path, sizeof path, "%s/%s", dir, f16->file) >= (int)sizeof path)
-        return cli_fail(cmd, "path too long");
-    if (ac_model_load(&r->f16, path, err) != 0 || ac_tokenizer_load(&r->tok, r->f16->file, err) != 0)
-        return cli_fail(cmd, "%s", err);
-    for (int q = 0; q < r->ctrl->cfg.n_levels[0]; q++)
-        if (!ac_manifest_find(r->man, r->ctrl->cfg.quant_names[q]))
-            return cli_fail(cmd, "%s: the controller routes to variant '%s', which %s/manifest.json lacks "
-                                 "(a controller trained for another variant set?)",
-                            ctrl_path, r->ctrl->cfg.quant_names[q], dir);
     return 0;
 }
 

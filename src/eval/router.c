@@ -114,37 +114,52 @@ static void ctrl_free(void *ctx) {
     free(c);
 }
 
-int ac_router_controller(struct ac_router *r, const char *ctrl_path, const char *variants_dir, char *err) {
-    memset(r, 0, sizeof *r);
-    struct ctrl_router *c = calloc(1, sizeof *c);
-    struct ac_manifest *man = NULL;
-    if (!c) return ac_errf(err, "out of memory");
+int ac_controller_open(const char *ctrl_path, const char *variants_dir, struct ac_manifest **man,
+                       struct ac_controller **ctrl, struct ac_model **f16, char *err) {
+    *man = NULL, *ctrl = NULL, *f16 = NULL;
     char path[4096];
-    const struct ac_manifest_variant *f16;
-    if (ac_manifest_load(&man, variants_dir, err) != 0) goto fail;
-    f16 = ac_manifest_find(man, "f16");
-    if (!f16 || !f16->file) {
+    if (ac_manifest_load(man, variants_dir, err) != 0) goto fail;
+    const struct ac_manifest_variant *v = ac_manifest_find(*man, "f16");
+    if (!v || !v->file) {
         ac_errf(err, "%s: the manifest has no local f16 variant", variants_dir);
         goto fail;
     }
-    snprintf(path, sizeof path, "%s/%s", variants_dir, f16->file);
-    if (ac_controller_load(&c->ctrl, ctrl_path, err) != 0 || ac_model_load(&c->f16, path, err) != 0) goto fail;
-    for (int q = 0; q < c->ctrl->cfg.n_levels[0]; q++)
-        if (!ac_manifest_find(man, c->ctrl->cfg.quant_names[q])) {
-            ac_errf(err, "%s: the controller routes to variant '%s', which %s/manifest.json lacks", ctrl_path,
-                    c->ctrl->cfg.quant_names[q], variants_dir);
+    if (snprintf(path, sizeof path, "%s/%s", variants_dir, v->file) >= (int)sizeof path) {
+        ac_errf(err, "%s: path too long", variants_dir);
+        goto fail;
+    }
+    if (ac_controller_load(ctrl, ctrl_path, err) != 0 || ac_model_load(f16, path, err) != 0) goto fail;
+    for (int q = 0; q < (*ctrl)->cfg.n_levels[0]; q++)
+        if (!ac_manifest_find(*man, (*ctrl)->cfg.quant_names[q])) {
+            ac_errf(err, "%s: the controller routes to variant '%s', which %s/manifest.json lacks "
+                         "(a controller trained for another variant set?)",
+                    ctrl_path, (*ctrl)->cfg.quant_names[q], variants_dir);
             goto fail;
         }
+    return 0;
+fail:
+    ac_model_free(*f16);
+    ac_controller_free(*ctrl);
+    ac_manifest_free(*man);
+    *man = NULL, *ctrl = NULL, *f16 = NULL;
+    return -1;
+}
+
+int ac_router_controller(struct ac_router *r, const char *ctrl_path, const char *variants_dir, char *err) {
+    memset(r, 0, sizeof *r);
+    struct ctrl_router *c = calloc(1, sizeof *c);
+    if (!c) return ac_errf(err, "out of memory");
+    struct ac_manifest *man;
+    if (ac_controller_open(ctrl_path, variants_dir, &man, &c->ctrl, &c->f16, err) != 0) {
+        free(c);
+        return -1;
+    }
     ac_manifest_free(man);
     snprintf(r->name, sizeof r->name, "agentcompress");
     r->ctx = c;
     r->route = ctrl_route;
     r->free = ctrl_free;
     return 0;
-fail:
-    ac_manifest_free(man);
-    ctrl_free(c);
-    return -1;
 }
 
 void ac_router_free(struct ac_router *r) {

@@ -34,6 +34,16 @@ struct ac_router {
 };
 
 int ac_router_policy(struct ac_router *r, const char *rule, char *err);
+struct ac_manifest;
+struct ac_controller;
+struct ac_model;
+
+/* What routing with a controller needs, for variants_dir: its manifest, the
+ * controller at ctrl_path and the f16 variant whose embeddings it reads.
+ * Fails (nothing left open) if the manifest lacks a variant the controller
+ * routes to. */
+int ac_controller_open(const char *ctrl_path, const char *variants_dir, struct ac_manifest **man,
+                       struct ac_controller **ctrl, struct ac_model **f16, char *err);
 /* The controller at ctrl_path, reading the f16 variant's embeddings. */
 int ac_router_controller(struct ac_router *r, const char *ctrl_path, const char *variants_dir, char *err);
 void ac_router_free(struct ac_router *r);
