@@ -66,6 +66,20 @@ struct http {
     size_t body_len;
 };
 
+/* Writes a two-variant directory (f16, lite: copies of the tiny model) into
+ * dir, made with mkdtemp. */
+static void write_two_variants(const char *dir) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cp tests/fixtures/tiny_llama.gguf %s/f16.gguf && cp tests/fixtures/tiny_llama.gguf %s/lite.gguf && "
+             "printf '%%s' '{\"base\": \"tiny\", \"variants\": ["
+             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1},"
+             "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}]}'"
+             " > %s/manifest.json",
+             dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* An untrained controller routing over "f16" and "lite" (the seed picks its
  * decisions), on the embeddings of m, saved to path. */
 static void save_two_variant_controller(const struct ac_model *m, uint64_t seed, const char *path) {
@@ -860,14 +874,7 @@ static void test_routed_backend(void **state) {
     (void)state;
     char dir[] = "/tmp/ac_routed_XXXXXX", cmd[2048], ctrl_path[128], err[AC_ERR_LEN];
     assert_non_null(mkdtemp(dir));
-    snprintf(cmd, sizeof cmd,
-             "cp tests/fixtures/tiny_llama.gguf %s/f16.gguf && cp tests/fixtures/tiny_llama.gguf %s/lite.gguf && "
-             "printf '%%s' '{\"base\": \"tiny\", \"variants\": ["
-             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1},"
-             "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}]}'"
-             " > %s/manifest.json",
-             dir, dir, dir);
-    assert_int_equal(system(cmd), 0);
+    write_two_variants(dir);
     struct ac_model *tiny;
     snprintf(ctrl_path, sizeof ctrl_path, "%s/f16.gguf", dir);
     assert_int_equal(ac_model_load(&tiny, ctrl_path, err), 0);
@@ -1125,20 +1132,6 @@ static const struct ac_backend_ops GATE_OPS = {
     .prefetch = gate_prefetch,
     .cache_stats = gate_cache_stats,
 };
-
-/* Writes a two-variant directory (f16, lite: copies of the tiny model) into
- * dir, made with mkdtemp. */
-static void write_two_variants(const char *dir) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "cp tests/fixtures/tiny_llama.gguf %s/f16.gguf && cp tests/fixtures/tiny_llama.gguf %s/lite.gguf && "
-             "printf '%%s' '{\"base\": \"tiny\", \"variants\": ["
-             "{\"name\": \"f16\", \"file\": \"f16.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 1},"
-             "{\"name\": \"lite\", \"file\": \"lite.gguf\", \"bits_per_weight\": 32, \"bytes\": 1, \"relative_cost\": 0.5}]}'"
-             " > %s/manifest.json",
-             dir, dir, dir);
-    assert_int_equal(system(cmd), 0);
-}
 
 /* Prefetch: while a request runs on f16, the queue's next request for the
  * other variant has it loaded in the background (the budget holds both), so
