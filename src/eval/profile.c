@@ -17,6 +17,7 @@
 #include "compress/compress.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
 #include "workflow/workflow.h"
 
@@ -239,13 +240,6 @@ static void fail(struct runner *r, const char *err) {
     r->failed = true;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 static char *detok(const struct ac_tokenizer *tok, const int32_t *ids, int n) {
     size_t cap = 256, len = 0;
     char *s = malloc(cap);
@@ -293,7 +287,7 @@ static int run_row(struct worker *w, const int32_t *prompt, int n_prompt, int ma
     if (ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, w->logits, err) != 0) return -1;
     int matched = 0, diverged = -1;
     for (;;) {
-        const int32_t id = argmax(w->logits, r->n_vocab);
+        const int32_t id = ac_argmax(w->logits, r->n_vocab);
         const int i = out->n;
         out->ids[out->n++] = id;
         if (ref && diverged < 0) {
@@ -314,15 +308,7 @@ static int run_row(struct worker *w, const int32_t *prompt, int n_prompt, int ma
          * the divergence are the reference's): keep that prefix; feeding
          * ref[t-1] predicts ref[t] */
         ac_context_truncate(ctx, n_prompt + diverged);
-        int target = diverged + 1; /* index into ref being predicted */
-        while (target < n_ref) {
-            const int n = n_ref - target < CHUNK ? n_ref - target : CHUNK;
-            /* tokens ref[target - 1 .. + n) predict ref[target .. + n) */
-            if (ac_decode(ctx, ref + target - 1, n, AC_LOGITS_ALL, w->logits, err) != 0) return -1;
-            for (int j = 0; j < n; j++)
-                matched += argmax(w->logits + (size_t)j * r->n_vocab, r->n_vocab) == ref[target + j];
-            target += n;
-        }
+        if (ac_count_teacher_forced(ctx, ref, diverged + 1, n_ref, w->logits, CHUNK, &matched, err) != 0) return -1;
     }
     out->fidelity = n_ref > 0 ? (double)matched / n_ref : 1.0;
     return 0;

@@ -458,6 +458,7 @@ struct ac_context {
 };
 
 int ac_context_n_ctx(const struct ac_context *c) { return c->n_ctx; }
+int ac_context_n_vocab(const struct ac_context *c) { return c->m->cfg.n_vocab; }
 int ac_context_n_past(const struct ac_context *c) { return c->n_past; }
 double ac_context_weight_bytes(const struct ac_context *c) { return c->weight_bytes; }
 long ac_context_tokens_processed(const struct ac_context *c) { return c->tokens_processed; }

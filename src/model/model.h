@@ -133,6 +133,7 @@ double ac_context_weight_bytes(const struct ac_context *c);
 long ac_context_tokens_processed(const struct ac_context *c);
 
 int ac_context_n_ctx(const struct ac_context *c);
+int ac_context_n_vocab(const struct ac_context *c);
 int ac_context_n_past(const struct ac_context *c);
 /* Forgets the cached positions (keeps allocations). */
 void ac_context_reset(struct ac_context *c);

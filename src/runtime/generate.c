@@ -55,3 +55,15 @@ done:
     ac_sampler_free(&sampler);
     return rc;
 }
+
+int ac_count_teacher_forced(struct ac_context *ctx, const int32_t *ref, int from, int n_ref, float *logits,
+                            int chunk, int *matched, char *err) {
+    const int n_vocab = ac_context_n_vocab(ctx);
+    for (int target = from; target < n_ref; target += chunk) {
+        const int n = n_ref - target < chunk ? n_ref - target : chunk;
+        /* ref[target - 1 .. + n) predict ref[target .. + n) */
+        if (ac_decode(ctx, ref + target - 1, n, AC_LOGITS_ALL, logits, err) != 0) return -1;
+        for (int j = 0; j < n; j++) *matched += ac_argmax(logits + (size_t)j * n_vocab, n_vocab) == ref[target + j];
+    }
+    return 0;
+}

@@ -38,4 +38,12 @@ int ac_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const in
                 const struct ac_gen_params *params, ac_token_fn on_token, void *user, struct ac_gen_stats *stats,
                 char *err);
 
+/* Teacher forcing (DESIGN.md "Fidelity"): with ctx holding a prompt and
+ * ref[0..from - 1) after it, feeds ref[from - 1 ..] in batches of up to
+ * chunk tokens and adds to *matched the positions t in [from, n_ref) where
+ * the model's top-1 token is ref[t]. from >= 1; logits holds chunk rows of
+ * the vocabulary. */
+int ac_count_teacher_forced(struct ac_context *ctx, const int32_t *ref, int from, int n_ref, float *logits,
+                            int chunk, int *matched, char *err);
+
 #endif

@@ -10,16 +10,10 @@
 #include "compress/compress.h"
 #include "model/model.h"
 #include "runtime/cache.h"
+#include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
 
 #define CHUNK 64 /* teacher-forced positions per forward pass */
-
-static int32_t argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 /* A one-thread context of a cached variant (released by the caller). */
 static int open_variant(const struct ac_fidelity_env *env, const char *name, int n_ctx, struct ac_model **model,
@@ -56,7 +50,7 @@ static int reference(const struct ac_fidelity_env *env, const int32_t *prompt, i
     int rc = ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, logits, err);
     int n = 0;
     while (rc == 0) {
-        const int32_t id = argmax(logits, n_vocab);
+        const int32_t id = ac_argmax(logits, n_vocab);
         ref[n++] = id;
         if (ac_tokenizer_is_eog(env->tok, id) || n >= max_tokens) break;
         rc = ac_decode(ctx, &id, 1, AC_LOGITS_LAST, logits, err);
@@ -83,12 +77,8 @@ static int teacher_forced(const struct ac_fidelity_env *env, const struct ac_man
     }
     /* the prompt predicts ref[0]; ref[t - 1] predicts ref[t] */
     if (rc == 0) rc = ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, logits, err);
-    *matched = rc == 0 && n_ref > 0 && argmax(logits, n_vocab) == ref[0];
-    for (int target = 1; rc == 0 && target < n_ref; target += CHUNK) {
-        const int n = n_ref - target < CHUNK ? n_ref - target : CHUNK;
-        rc = ac_decode(ctx, ref + target - 1, n, AC_LOGITS_ALL, logits, err);
-        for (int j = 0; rc == 0 && j < n; j++) *matched += argmax(logits + (size_t)j * n_vocab, n_vocab) == ref[target + j];
-    }
+    *matched = rc == 0 && n_ref > 0 && ac_argmax(logits, n_vocab) == ref[0];
+    if (rc == 0) rc = ac_count_teacher_forced(ctx, ref, 1, n_ref, logits, CHUNK, matched, err);
     *bytes = ac_context_weight_bytes(ctx);
     close_variant(env, v->name, ctx);
     return rc;
