@@ -4,6 +4,13 @@
 Run once; the output is committed:
 
     python3 scripts/make_reference.py [--model models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    build/agentcompress quantize -m models/SmolLM2-135M-Instruct.Q4_1.gguf -o /tmp/f16 --types f16
+    python3 scripts/make_reference.py --model /tmp/f16/f16.gguf \
+        --out-json tests/fixtures/ref_smollm2_f16.json --out-bin tests/fixtures/ref_smollm2_f16_logits.bin
+
+The second form is the F16 reference: the same weights (the Q4_1 file dequantized exactly, then
+rounded to F16, which is what llama-quantize's F16 holds too) without the 8-bit re-quantization
+of matmul inputs that makes the Q4_1 logits chaotic, so greedy decoding can be compared exactly.
 
 Needs llama-cpp-python (llama.cpp) and numpy. Writes
 
@@ -324,8 +331,10 @@ def main():
               f"{e['greedy_stable_prefix']} f64_agree_prefix {e['f64_agree_prefix']}", file=sys.stderr)
     del llm1, llmb1, exact
 
+    file_type = str(meta.get("general.file_type", "?"))
+    file_type = {"1": "F16", "3": "Q4_1"}.get(file_type, "general.file_type " + file_type)
     info = {
-        "description": "llama.cpp reference for SmolLM2-135M-Instruct (Q4_1): prompt ids, "
+        "description": f"llama.cpp reference for SmolLM2-135M-Instruct ({file_type}): prompt ids, "
                        "last-prompt-position logits, greedy continuation. Made by "
                        "scripts/make_reference.py.",
         "generator": "scripts/make_reference.py",
@@ -335,7 +344,8 @@ def main():
         "numpy_version": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "model_file": os.path.relpath(os.path.abspath(args.model), ROOT),
+        "model_file": (os.path.relpath(os.path.abspath(args.model), ROOT)
+                       if os.path.abspath(args.model).startswith(ROOT + os.sep) else args.model),
         "model_sha256": sha256_file(args.model),
         "model_size_bytes": os.path.getsize(args.model),
         "flags": {
