@@ -17,6 +17,17 @@ static void test_argmax(void **state) {
     assert_int_equal(ac_argmax(l, 4), 1); /* lowest id wins a tie */
     const float one[] = {-5.0f};
     assert_int_equal(ac_argmax(one, 1), 0);
+    /* every length around the 16-wide runs, the maximum (tied) anywhere */
+    float l2[70];
+    uint64_t rng = 5;
+    for (int n = 1; n <= 70; n++)
+        for (int round = 0; round < 20; round++) {
+            for (int i = 0; i < n; i++) l2[i] = (float)(int)(8.0f * ac_rng_uniform(&rng)); /* many ties */
+            int32_t want = 0;
+            for (int i = 1; i < n; i++)
+                if (l2[i] > l2[want]) want = i;
+            assert_int_equal(ac_argmax(l2, n), want);
+        }
 }
 
 static void test_pick(void **state) {
@@ -90,12 +101,12 @@ static void test_pick_matches_full_sort(void **state) {
     struct ac_prob_item *items = malloc(sizeof *items * n);
     uint64_t rng = 99;
     const float temps[] = {0.3f, 0.8f, 1.5f};
-    const int ks[] = {0, 1, 40, 4999};
+    const int ks[] = {0, 1, 17, 40, 4999};
     const float tps[] = {0.5f, 0.95f, 1.0f};
     for (int round = 0; round < 6; round++) {
         for (int i = 0; i < n; i++) l[i] = 6.0f * ac_rng_uniform(&rng) - (float)(i % 7); /* with ties */
         for (int a = 0; a < 3; a++)
-            for (int b = 0; b < 4; b++)
+            for (int b = 0; b < 5; b++)
                 for (int c = 0; c < 3; c++) {
                     const struct ac_sampler_params p = {.temp = temps[a], .top_k = ks[b], .top_p = tps[c]};
                     for (int d = 0; d < 5; d++) {

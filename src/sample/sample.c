@@ -2,6 +2,7 @@
 #include "sample/sample.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "common/common.h"
@@ -38,8 +39,20 @@ float ac_rng_uniform(uint64_t *state) {
 
 int32_t ac_argmax(const float *logits, int n) {
     int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i;
+    float top = logits[0];
+    /* runs of 16 tested at once (vectorized); the first maximum wins */
+    for (int i = 1; i < n;) {
+        if (i + 16 <= n) {
+            int any = 0;
+            for (int j = 0; j < 16; j++) any |= logits[i + j] > top;
+            if (!any) {
+                i += 16;
+                continue;
+            }
+        }
+        for (const int end = i + 16 < n ? i + 16 : n; i < end; i++)
+            if (logits[i] > top) top = logits[best = i];
+    }
     return best;
 }
 
@@ -49,28 +62,54 @@ static int by_prob_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Moves the m highest items (ties by lower id) to items[0..m) in sorted
- * order: quickselect, then a sort of the m only. O(n + m log m). */
-static void select_top(struct ac_prob_item *items, int n, int m) {
-    int lo = 0, hi = n - 1;
-    while (m < n && lo < hi) {
-        const struct ac_prob_item pivot = items[lo + (hi - lo) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (by_prob_desc(&items[i], &pivot) < 0) i++;
-            while (by_prob_desc(&items[j], &pivot) > 0) j--;
-            if (i <= j) {
-                const struct ac_prob_item t = items[i];
-                items[i++] = items[j];
-                items[j--] = t;
+/* Whether item a ranks below item b: lower logit, or the same logit and a
+ * higher id (ties go to the lower id). */
+static inline bool ranks_below(const struct ac_prob_item *a, const struct ac_prob_item *b) {
+    return a->p < b->p || (a->p == b->p && a->id > b->id);
+}
+
+/* Sifts items[i] down the min-heap items[0..m) ordered by ranks_below. */
+static void sift_down(struct ac_prob_item *items, int m, int i) {
+    for (;;) {
+        const int l = 2 * i + 1, r = l + 1;
+        int low = i;
+        if (l < m && ranks_below(&items[l], &items[low])) low = l;
+        if (r < m && ranks_below(&items[r], &items[low])) low = r;
+        if (low == i) return;
+        const struct ac_prob_item t = items[i];
+        items[i] = items[low];
+        items[low] = t;
+        i = low;
+    }
+}
+
+/* The m highest logits (ties by lower id) as items[0..m), sorted: one pass
+ * keeping the best m in a min-heap, so that most of a large vocabulary
+ * costs one comparison with the heap's root. O(n + m log m) in practice. */
+static void top_m(const float *logits, int n, int m, struct ac_prob_item *items) {
+    for (int i = 0; i < m; i++) items[i] = (struct ac_prob_item){.p = logits[i], .id = i};
+    if (m < n) {
+        for (int i = m / 2 - 1; i >= 0; i--) sift_down(items, m, i);
+        /* a later id with the root's logit ranks below it: strict >. Runs
+         * of 16 are tested at once (a loop the compiler vectorizes): once
+         * the heap holds good candidates almost every run is skipped. */
+        float root = items[0].p;
+        for (int i = m; i < n;) {
+            if (i + 16 <= n) {
+                int any = 0;
+                for (int j = 0; j < 16; j++) any |= logits[i + j] > root;
+                if (!any) {
+                    i += 16;
+                    continue;
+                }
             }
+            for (const int end = i + 16 < n ? i + 16 : n; i < end; i++)
+                if (logits[i] > root) {
+                    items[0] = (struct ac_prob_item){.p = logits[i], .id = i};
+                    sift_down(items, m, 0);
+                    root = items[0].p;
+                }
         }
-        if (m - 1 <= j)
-            hi = j;
-        else if (m - 1 >= i)
-            lo = i;
-        else
-            break;
     }
     qsort(items, (size_t)m, sizeof *items, by_prob_desc);
 }
@@ -78,23 +117,17 @@ static void select_top(struct ac_prob_item *items, int n, int m) {
 int32_t ac_sample_pick(const float *logits, int n, const struct ac_sampler_params *p, float coin,
                        struct ac_prob_item *items) {
     if (p->temp <= 0.0f) return ac_argmax(logits, n);
-    for (int i = 0; i < n; i++) {
-        items[i].p = logits[i];
-        items[i].id = i;
-    }
     const int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    const float maxl = logits[ac_argmax(logits, n)];
+    int sorted = k < n ? k : (p->top_p < 1.0f ? (n < 256 ? n : 256) : n);
+    top_m(logits, n, sorted, items);
+    const float maxl = items[0].p;
     /* the softmax normaliser over the k candidates (computed before any
      * sorting: the sum does not depend on order) */
     double sum = 0.0;
-    int sorted = k < n ? k : (p->top_p < 1.0f ? (n < 256 ? n : 256) : n);
-    if (k < n) {
-        select_top(items, n, k);
+    if (k < n)
         for (int i = 0; i < k; i++) sum += exp((double)(items[i].p - maxl) / p->temp);
-    } else {
-        for (int i = 0; i < n; i++) sum += exp((double)(items[i].p - maxl) / p->temp);
-        select_top(items, n, sorted);
-    }
+    else
+        for (int i = 0; i < n; i++) sum += exp((double)(logits[i] - maxl) / p->temp);
     /* top-p: the smallest sorted prefix whose mass reaches top_p; widen the
      * sorted prefix when it is not enough */
     int keep = k;
@@ -115,7 +148,7 @@ int32_t ac_sample_pick(const float *logits, int n, const struct ac_sampler_param
                 break;
             }
             sorted = sorted * 4 < k ? sorted * 4 : k;
-            select_top(items, n, sorted);
+            top_m(logits, n, sorted, items);
         }
     }
     double kept = 0.0;
