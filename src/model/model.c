@@ -443,7 +443,7 @@ struct ac_context {
     uint16_t *q16;      /* (B, q_dim) q as F16 for the score dots */
     float *scratch;     /* per thread: n_ctx scores + head_dim values, or a sparse output slice */
     size_t scratch_per_thread;
-    uint16_t *k_cache;  /* (layer, n_ctx, kv_dim) F16 */
+    uint16_t *k_cache;  /* (layer, kv head, n_ctx, head_dim) F16: a head's rows contiguous */
     uint16_t *v_cache;
     float *rope_cos, *rope_sin; /* (B, rope_dim/2) for the current batch */
     /* run configuration */
@@ -520,7 +520,7 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
      * rows of its site's outputs (q|k|v or gate|up side by side at most) */
     size_t site_out = q_dim + 2 * kv_dim > 2 * ffn ? q_dim + 2 * kv_dim : 2 * ffn;
     if (site_out < dim) site_out = dim;
-    c->scratch_per_thread = (size_t)c->n_ctx + (size_t)cfg->head_dim + 16;
+    c->scratch_per_thread = (size_t)(cfg->n_heads / cfg->n_kv_heads) * c->n_ctx + 16;
     if (c->scratch_per_thread < 2 * site_out + 16) c->scratch_per_thread = 2 * site_out + 16;
     const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx * kv_dim;
     c->x = ac_alloc_aligned(B * dim * sizeof(float));
@@ -708,44 +708,22 @@ struct attn_job {
 
 /* One (token, head) pair at a time: scores against every cached position up
  * to the token's own (causal), softmax, weighted sum of values. */
+/* One task is a token's group of query heads sharing a KV head (GQA), so
+ * that each K and V row is read once for the whole group. */
 static void attn_worker(void *arg, int ith, int nth) {
     const struct attn_job *j = arg;
     struct ac_context *c = j->c;
     const struct ac_model_config *cfg = &c->m->cfg;
-    const int hd = cfg->head_dim, nh = cfg->n_heads, group = cfg->n_heads / cfg->n_kv_heads;
-    const size_t kv_dim = (size_t)cfg->n_kv_heads * hd;
-    const struct ac_type_traits *f16 = ac_type_traits(AC_TYPE_F16);
+    const int hd = cfg->head_dim, nh = cfg->n_heads, n_kv = cfg->n_kv_heads, group = nh / n_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *scores = c->scratch + (size_t)ith * c->scratch_per_thread;
-    float *vrow = scores + c->n_ctx;
-    const uint16_t *kc = c->k_cache + (size_t)j->layer * c->n_ctx * kv_dim;
-    const uint16_t *vc = c->v_cache + (size_t)j->layer * c->n_ctx * kv_dim;
-    const int total = j->n_tokens * nh;
+    float *scores = c->scratch + (size_t)ith * c->scratch_per_thread; /* group x n_ctx */
+    const int total = j->n_tokens * n_kv;
     for (int task = ith; task < total; task += nth) {
-        const int t = task / nh, h = task % nh, kvh = h / group;
-        const int n_pos = j->pos0 + t + 1;
-        const uint16_t *qh = c->q16 + ((size_t)t * nh + h) * hd;
-        float maxs = -INFINITY;
-        for (int p = 0; p < n_pos; p++) {
-            float s;
-            f16->vec_dot(hd, &s, kc + (size_t)p * kv_dim + (size_t)kvh * hd, qh);
-            s *= scale;
-            scores[p] = s;
-            if (s > maxs) maxs = s;
-        }
-        float sum = 0.0f;
-        for (int p = 0; p < n_pos; p++) {
-            scores[p] = expf(scores[p] - maxs);
-            sum += scores[p];
-        }
-        const float inv = 1.0f / sum;
-        float *o = c->att + ((size_t)t * nh + h) * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p < n_pos; p++) {
-            f16->to_float(vc + (size_t)p * kv_dim + (size_t)kvh * hd, vrow, hd);
-            /* llama.cpp multiplies V by F16 probabilities */
-            ac_vec_mad(hd, o, vrow, ac_fp16_to_fp32(ac_fp32_to_fp16(scores[p] * inv)));
-        }
+        const int t = task / n_kv, kvh = task % n_kv;
+        const size_t head0 = (size_t)t * nh + (size_t)kvh * group;
+        const size_t cache0 = ((size_t)j->layer * n_kv + kvh) * c->n_ctx * hd;
+        ac_vec_attn_f16(hd, group, j->pos0 + t + 1, c->q16 + head0 * hd, c->k_cache + cache0, c->v_cache + cache0,
+                        hd, scale, scores, c->att + head0 * hd);
     }
 }
 
@@ -879,10 +857,13 @@ static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
         site_matmul(c, L, AC_SITE_ATTN_IN, c->xn, n, qkv, 3);
         rope_apply(c, c->q, n, cfg->n_heads);
         rope_apply(c, c->k, n, cfg->n_kv_heads);
-        uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + c->n_past) * kv_dim;
-        uint16_t *vc = c->v_cache + ((size_t)l * c->n_ctx + c->n_past) * kv_dim;
-        f16->from_float(c->k, kc, (int64_t)n * kv_dim);
-        f16->from_float(c->v, vc, (int64_t)n * kv_dim);
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < cfg->n_kv_heads; h++) {
+                const size_t hd = (size_t)cfg->head_dim;
+                const size_t at = (((size_t)l * cfg->n_kv_heads + h) * c->n_ctx + c->n_past + t) * hd;
+                f16->from_float(c->k + (size_t)t * kv_dim + (size_t)h * hd, c->k_cache + at, hd);
+                f16->from_float(c->v + (size_t)t * kv_dim + (size_t)h * hd, c->v_cache + at, hd);
+            }
         f16->from_float(c->q, c->q16, (int64_t)n * q_dim);
         struct attn_job aj = {.c = c, .layer = l, .pos0 = c->n_past, .n_tokens = n};
         ac_pool_run(c->pool, attn_worker, &aj);
