@@ -429,6 +429,7 @@ struct ac_context {
     const struct ac_model *m;
     struct ac_pool *pool;
     int n_ctx, n_batch, n_past;
+    int n_ctx_pad; /* n_ctx rounded up to whole key tiles */
     /* activations, n_batch rows each */
     float *x;      /* (B, dim) residual stream */
     float *xn;     /* (B, dim) normalised */
@@ -441,10 +442,11 @@ struct ac_context {
     uint8_t *xq;   /* quantized activations, (B, row bytes of the widest input) */
     size_t xq_row_cap;
     uint16_t *q16;      /* (B, q_dim) q as F16 for the score dots */
-    float *scratch;     /* per thread: n_ctx scores + head_dim values, or a sparse output slice */
+    float *scratch;     /* per thread: an attention task's scores, or a sparse output slice */
     size_t scratch_per_thread;
-    uint16_t *k_cache;  /* (layer, kv head, n_ctx, head_dim) F16: a head's rows contiguous */
-    uint16_t *v_cache;
+    uint16_t *k_cache;  /* per (layer, kv head): n_ctx_pad keys in AC_ATTN_TILE tiles (vec.h), F16 */
+    uint16_t *k16;      /* (B, kv_dim) the batch's keys as F16 */
+    uint16_t *v_cache;  /* per (layer, kv head): n_ctx_pad rows of head_dim, F16 */
     float *rope_cos, *rope_sin; /* (B, rope_dim/2) for the current batch */
     /* run configuration */
     bool *skip_layer;       /* (n_layers) */
@@ -456,6 +458,13 @@ struct ac_context {
     long tokens_processed;
     struct calib *calib;
 };
+
+/* Tokens per attention task: about 8 query rows share each pass over the
+ * cached keys and values. */
+static int attn_tokens_per_task(const struct ac_model_config *cfg) {
+    const int group = cfg->n_heads / cfg->n_kv_heads;
+    return group >= 8 ? 1 : 8 / group;
+}
 
 int ac_context_n_ctx(const struct ac_context *c) { return c->n_ctx; }
 int ac_context_n_vocab(const struct ac_context *c) { return c->m->cfg.n_vocab; }
@@ -480,6 +489,7 @@ void ac_context_free(struct ac_context *c) {
     for (size_t i = 0; i < sizeof fbufs / sizeof fbufs[0]; i++) ac_free_aligned(fbufs[i]);
     ac_free_aligned(c->xq);
     ac_free_aligned(c->q16);
+    ac_free_aligned(c->k16);
     ac_free_aligned(c->k_cache);
     ac_free_aligned(c->v_cache);
     free(c->skip_layer);
@@ -516,13 +526,15 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     if (q_dim > widest) widest = q_dim;
     c->widest = (int)widest;
     c->xq_row_cap = widest * sizeof(float); /* no activation type is wider than F32 */
-    /* attention needs n_ctx scores + a value row; a sparse matmul needs two
+    /* attention needs the scores of one task's rows (attn_tokens_per_task
+     * tokens x a GQA group) over the padded context; a sparse matmul needs two
      * rows of its site's outputs (q|k|v or gate|up side by side at most) */
     size_t site_out = q_dim + 2 * kv_dim > 2 * ffn ? q_dim + 2 * kv_dim : 2 * ffn;
     if (site_out < dim) site_out = dim;
-    c->scratch_per_thread = (size_t)(cfg->n_heads / cfg->n_kv_heads) * c->n_ctx + 16;
+    c->n_ctx_pad = (c->n_ctx + AC_ATTN_TILE - 1) / AC_ATTN_TILE * AC_ATTN_TILE;
+    c->scratch_per_thread = (size_t)attn_tokens_per_task(cfg) * (size_t)(cfg->n_heads / cfg->n_kv_heads) * c->n_ctx_pad + 16;
     if (c->scratch_per_thread < 2 * site_out + 16) c->scratch_per_thread = 2 * site_out + 16;
-    const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx * kv_dim;
+    const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx_pad * kv_dim;
     c->x = ac_alloc_aligned(B * dim * sizeof(float));
     c->xn = ac_alloc_aligned(B * dim * sizeof(float));
     c->q = ac_alloc_aligned(B * q_dim * sizeof(float));
@@ -533,6 +545,7 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     c->up = ac_alloc_aligned(B * ffn * sizeof(float));
     c->xq = ac_alloc_aligned(B * c->xq_row_cap);
     c->q16 = ac_alloc_aligned(B * q_dim * sizeof(uint16_t));
+    c->k16 = ac_alloc_aligned(B * kv_dim * sizeof(uint16_t));
     c->scratch = ac_alloc_aligned((size_t)n_threads * c->scratch_per_thread * sizeof(float));
     c->k_cache = ac_alloc_aligned(kv_elems * sizeof(uint16_t));
     c->v_cache = ac_alloc_aligned(kv_elems * sizeof(uint16_t));
@@ -541,7 +554,7 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     c->skip_layer = calloc((size_t)cfg->n_layers, sizeof *c->skip_layer);
     c->nz_idx = malloc(B * widest * sizeof *c->nz_idx);
     c->nz_count = malloc(B * sizeof *c->nz_count);
-    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->xq || !c->q16 ||
+    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->xq || !c->q16 || !c->k16 ||
         !c->scratch || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->skip_layer || !c->nz_idx ||
         !c->nz_count) {
         ac_context_free(c);
@@ -708,22 +721,28 @@ struct attn_job {
 
 /* One (token, head) pair at a time: scores against every cached position up
  * to the token's own (causal), softmax, weighted sum of values. */
-/* One task is a token's group of query heads sharing a KV head (GQA), so
- * that each K and V row is read once for the whole group. */
+/* One task is a run of tokens times the group of query heads sharing a KV
+ * head (GQA), so that each cached K and V row is read once for all of them. */
 static void attn_worker(void *arg, int ith, int nth) {
     const struct attn_job *j = arg;
     struct ac_context *c = j->c;
     const struct ac_model_config *cfg = &c->m->cfg;
-    const int hd = cfg->head_dim, nh = cfg->n_heads, n_kv = cfg->n_kv_heads, group = nh / n_kv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    float *scores = c->scratch + (size_t)ith * c->scratch_per_thread; /* group x n_ctx */
-    const int total = j->n_tokens * n_kv;
-    for (int task = ith; task < total; task += nth) {
-        const int t = task / n_kv, kvh = task % n_kv;
-        const size_t head0 = (size_t)t * nh + (size_t)kvh * group;
-        const size_t cache0 = ((size_t)j->layer * n_kv + kvh) * c->n_ctx * hd;
-        ac_vec_attn_f16(hd, group, j->pos0 + t + 1, c->q16 + head0 * hd, c->k_cache + cache0, c->v_cache + cache0,
-                        hd, scale, scores, c->att + head0 * hd);
+    const int hd = cfg->head_dim, nh = cfg->n_heads, n_kv = cfg->n_kv_heads, run = attn_tokens_per_task(cfg);
+    const int n_runs = (j->n_tokens + run - 1) / run;
+    float *scores = c->scratch + (size_t)ith * c->scratch_per_thread;
+    for (int task = ith; task < n_runs * n_kv; task += nth) {
+        const int t0 = task / n_kv * run, kvh = task % n_kv;
+        const size_t head = ((size_t)j->layer * n_kv + kvh) * c->n_ctx_pad * hd;
+        const size_t q0 = (size_t)t0 * nh * hd + (size_t)kvh * (nh / n_kv) * hd;
+        const struct ac_attn_rows rows = {.d = hd,
+                                          .group = nh / n_kv,
+                                          .n_tokens = j->n_tokens - t0 < run ? j->n_tokens - t0 : run,
+                                          .n_pos0 = j->pos0 + t0 + 1,
+                                          .q16 = c->q16 + q0,
+                                          .q_stride = (size_t)nh * hd,
+                                          .out = c->att + q0,
+                                          .out_stride = (size_t)nh * hd};
+        ac_vec_attn_f16(&rows, c->k_cache + head, c->v_cache + head, 1.0f / sqrtf((float)hd), scores);
     }
 }
 
@@ -857,13 +876,15 @@ static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
         site_matmul(c, L, AC_SITE_ATTN_IN, c->xn, n, qkv, 3);
         rope_apply(c, c->q, n, cfg->n_heads);
         rope_apply(c, c->k, n, cfg->n_kv_heads);
-        for (int t = 0; t < n; t++)
-            for (int h = 0; h < cfg->n_kv_heads; h++) {
-                const size_t hd = (size_t)cfg->head_dim;
-                const size_t at = (((size_t)l * cfg->n_kv_heads + h) * c->n_ctx + c->n_past + t) * hd;
-                f16->from_float(c->k + (size_t)t * kv_dim + (size_t)h * hd, c->k_cache + at, hd);
-                f16->from_float(c->v + (size_t)t * kv_dim + (size_t)h * hd, c->v_cache + at, hd);
+        f16->from_float(c->k, c->k16, (int64_t)n * kv_dim);
+        for (int h = 0; h < cfg->n_kv_heads; h++) {
+            const size_t hd = (size_t)cfg->head_dim, head = ((size_t)l * cfg->n_kv_heads + h) * c->n_ctx_pad * hd;
+            for (int t = 0; t < n; t++) {
+                ac_attn_store_key((int)hd, c->k_cache + head, c->n_past + t, c->k16 + (size_t)t * kv_dim + h * hd);
+                f16->from_float(c->v + (size_t)t * kv_dim + h * hd, c->v_cache + head + (size_t)(c->n_past + t) * hd,
+                                (int64_t)hd);
             }
+        }
         f16->from_float(c->q, c->q16, (int64_t)n * q_dim);
         struct attn_job aj = {.c = c, .layer = l, .pos0 = c->n_past, .n_tokens = n};
         ac_pool_run(c->pool, attn_worker, &aj);

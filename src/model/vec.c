@@ -10,8 +10,7 @@
 
 typedef void (*mad_fn)(int, float *restrict, const float *restrict, float);
 
-typedef void (*attn_fn)(int, int, int, const uint16_t *, const uint16_t *, const uint16_t *, size_t, float, float *,
-                        float *);
+typedef void (*attn_fn)(const struct ac_attn_rows *, const uint16_t *, const uint16_t *, float, float *);
 
 static mad_fn mad_best = ac_vec_mad_ref;
 static attn_fn attn_best = ac_vec_attn_f16_ref;
@@ -22,30 +21,40 @@ void ac_vec_mad_ref(int n, float *restrict y, const float *restrict x, float a) 
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-void ac_vec_attn_f16_ref(int d, int n_q, int n_pos, const uint16_t *q16, const uint16_t *k16, const uint16_t *v16,
-                         size_t stride, float scale, float *scores, float *out) {
-    for (int h = 0; h < n_q; h++) {
-        const uint16_t *q = q16 + (size_t)h * d;
-        float *s = scores + (size_t)h * n_pos, *o = out + (size_t)h * d, maxs = -INFINITY, sum = 0.0f;
-        for (int p = 0; p < n_pos; p++) {
-            const uint16_t *k = k16 + (size_t)p * stride;
-            float dot = 0.0f;
-            for (int i = 0; i < d; i++) dot += ac_fp16_to_fp32(k[i]) * ac_fp16_to_fp32(q[i]);
-            s[p] = dot * scale;
-            if (s[p] > maxs) maxs = s[p];
+void ac_attn_store_key(int d, uint16_t *k_tiles, int p, const uint16_t *k) {
+    uint16_t *tile = k_tiles + (size_t)(p / AC_ATTN_TILE) * d * AC_ATTN_TILE + p % AC_ATTN_TILE;
+    for (int i = 0; i < d; i++) tile[(size_t)i * AC_ATTN_TILE] = k[i];
+}
+
+void ac_vec_attn_f16_ref(const struct ac_attn_rows *rows, const uint16_t *k_tiles, const uint16_t *v16, float scale,
+                         float *scores) {
+    const int d = rows->d;
+    const size_t n_stride = ac_attn_scores_stride(rows);
+    for (int t = 0; t < rows->n_tokens; t++)
+        for (int g = 0; g < rows->group; g++) {
+            const int n_pos = rows->n_pos0 + t;
+            const uint16_t *q = rows->q16 + (size_t)t * rows->q_stride + (size_t)g * d;
+            float *s = scores + ((size_t)t * rows->group + g) * n_stride, maxs = -INFINITY, sum = 0.0f;
+            float *o = rows->out + (size_t)t * rows->out_stride + (size_t)g * d;
+            for (int p = 0; p < n_pos; p++) {
+                const uint16_t *tile = k_tiles + (size_t)(p / AC_ATTN_TILE) * d * AC_ATTN_TILE + p % AC_ATTN_TILE;
+                float dot = 0.0f;
+                for (int i = 0; i < d; i++) dot += ac_fp16_to_fp32(tile[(size_t)i * AC_ATTN_TILE]) * ac_fp16_to_fp32(q[i]);
+                s[p] = dot * scale;
+                if (s[p] > maxs) maxs = s[p];
+            }
+            for (int p = 0; p < n_pos; p++) {
+                s[p] = expf(s[p] - maxs);
+                sum += s[p];
+            }
+            const float inv = 1.0f / sum;
+            memset(o, 0, (size_t)d * sizeof(float));
+            for (int p = 0; p < n_pos; p++) {
+                const float prob = ac_fp16_to_fp32(ac_fp32_to_fp16(s[p] * inv));
+                const uint16_t *v = v16 + (size_t)p * d;
+                for (int i = 0; i < d; i++) o[i] += prob * ac_fp16_to_fp32(v[i]);
+            }
         }
-        for (int p = 0; p < n_pos; p++) {
-            s[p] = expf(s[p] - maxs);
-            sum += s[p];
-        }
-        const float inv = 1.0f / sum;
-        memset(o, 0, (size_t)d * sizeof(float));
-        for (int p = 0; p < n_pos; p++) {
-            const float prob = ac_fp16_to_fp32(ac_fp32_to_fp16(s[p] * inv));
-            const uint16_t *v = v16 + (size_t)p * stride;
-            for (int i = 0; i < d; i++) o[i] += prob * ac_fp16_to_fp32(v[i]);
-        }
-    }
 }
 
 /* __builtin_cpu_supports does not name F16C: CPUID leaf 1, ECX bit 29. */
@@ -72,11 +81,11 @@ void ac_vec_mad(int n, float *restrict y, const float *restrict x, float a) {
     (force_scalar ? ac_vec_mad_ref : mad_best)(n, y, x, a);
 }
 
-void ac_vec_attn_f16(int d, int n_q, int n_pos, const uint16_t *q16, const uint16_t *k16, const uint16_t *v16,
-                     size_t stride, float scale, float *scores, float *out) {
+void ac_vec_attn_f16(const struct ac_attn_rows *rows, const uint16_t *k_tiles, const uint16_t *v16, float scale,
+                     float *scores) {
     ac_vec_init();
-    const bool simd = !force_scalar && d % 16 == 0 && d <= 256;
+    const bool simd = !force_scalar && rows->d % 16 == 0 && rows->d <= 256;
     attn_fn f = simd ? attn_best : ac_vec_attn_f16_ref;
     if (simd && force_avx2 && f == ac_vec_attn_f16_avx512) f = ac_vec_attn_f16_avx2;
-    f(d, n_q, n_pos, q16, k16, v16, stride, scale, scores, out);
+    f(rows, k_tiles, v16, scale, scores);
 }

@@ -47,65 +47,110 @@ static inline __m256i lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-#define ATTN_HEADS 4
+#define ATTN_ROWS 2 /* query rows per pass over the keys (16 registers) */
 #define ATTN_VECS 32 /* d / 8 at most */
 
-void ac_vec_attn_f16_avx2(int d, int n_q, int n_pos, const uint16_t *q16, const uint16_t *k16, const uint16_t *v16,
-                          size_t stride, float scale, float *scores, float *out) {
-    const int nv = d / 8;
-    for (int h0 = 0; h0 < n_q; h0 += ATTN_HEADS) {
-        const int nh = n_q - h0 < ATTN_HEADS ? n_q - h0 : ATTN_HEADS;
-        __m256 q[ATTN_HEADS][ATTN_VECS];
-        for (int h = 0; h < nh; h++)
-            for (int i = 0; i < nv; i++)
-                q[h][i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q16 + (size_t)(h0 + h) * d + 8 * i)));
-        for (int p = 0; p < n_pos; p++) {
-            const uint16_t *krow = k16 + (size_t)p * stride;
-            __m256 k[ATTN_VECS];
-            for (int i = 0; i < nv; i++) k[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(krow + 8 * i)));
-            for (int h = 0; h < nh; h++) {
-                __m256 acc = _mm256_mul_ps(k[0], q[h][0]);
-                for (int i = 1; i < nv; i++) acc = _mm256_fmadd_ps(k[i], q[h][i], acc);
-                scores[(size_t)(h0 + h) * n_pos + p] = hsum(acc) * scale;
+/* Scores of nr rows against one tile of 16 positions (two 8-wide halves),
+ * even and odd dimensions in two sums as in vec_avx512.c. */
+static inline __attribute__((always_inline)) void score_tile(int d, int nr, const float (*q)[256],
+                                                              const uint16_t *tile, __m256 (*acc)[2]) {
+    __m256 odd[ATTN_ROWS][2];
+    for (int r = 0; r < nr; r++) acc[r][0] = acc[r][1] = odd[r][0] = odd[r][1] = _mm256_setzero_ps();
+    for (int i = 0; i < d; i += 2) {
+        const uint16_t *k16 = tile + (size_t)i * AC_ATTN_TILE;
+        const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)k16));
+        const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k16 + 8)));
+        const __m256 k2 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k16 + AC_ATTN_TILE)));
+        const __m256 k3 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k16 + AC_ATTN_TILE + 8)));
+        for (int r = 0; r < nr; r++) {
+            const __m256 qe = _mm256_set1_ps(q[r][i]), qo = _mm256_set1_ps(q[r][i + 1]);
+            acc[r][0] = _mm256_fmadd_ps(qe, k0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(qe, k1, acc[r][1]);
+            odd[r][0] = _mm256_fmadd_ps(qo, k2, odd[r][0]);
+            odd[r][1] = _mm256_fmadd_ps(qo, k3, odd[r][1]);
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        acc[r][0] = _mm256_add_ps(acc[r][0], odd[r][0]);
+        acc[r][1] = _mm256_add_ps(acc[r][1], odd[r][1]);
+    }
+}
+
+/* Stores the first n (<= 8) floats of v. */
+static inline void store_first(float *dst, __m256 v, int n) {
+    if (n >= 8)
+        _mm256_storeu_ps(dst, v);
+    else if (n > 0)
+        _mm256_maskstore_ps(dst, lanes(n), v);
+}
+
+static void softmax_f16(float *s, int n_pos) {
+    const int full = n_pos & ~7;
+    const __m256i tail = lanes(n_pos - full);
+    __m256 vmax = _mm256_set1_ps(-INFINITY), vsum = _mm256_setzero_ps();
+    for (int p = 0; p < full; p += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + p));
+    if (full < n_pos)
+        vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(s + full, tail),
+                                                     _mm256_castsi256_ps(tail)));
+    const __m256 maxs = _mm256_set1_ps(hmax(vmax));
+    for (int p = 0; p < n_pos; p += 8) {
+        const __m256i m = p < full ? _mm256_set1_epi32(-1) : tail;
+        const __m256 e = _mm256_and_ps(exp_neg(_mm256_sub_ps(_mm256_maskload_ps(s + p, m), maxs)), _mm256_castsi256_ps(m));
+        vsum = _mm256_add_ps(vsum, e);
+        _mm256_maskstore_ps(s + p, m, e);
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
+    for (int p = 0; p < n_pos; p += 8) {
+        const __m256i m = p < full ? _mm256_set1_epi32(-1) : tail;
+        const __m128i h16 =
+            _mm256_cvtps_ph(_mm256_mul_ps(_mm256_maskload_ps(s + p, m), inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_maskstore_ps(s + p, m, _mm256_cvtph_ps(h16));
+    }
+}
+
+void ac_vec_attn_f16_avx2(const struct ac_attn_rows *rows, const uint16_t *k_tiles, const uint16_t *v16, float scale,
+                          float *scores) {
+    const int d = rows->d, nv = d / 8, n_rows = rows->n_tokens * rows->group;
+    const size_t n_stride = ac_attn_scores_stride(rows);
+    const __m256 vscale = _mm256_set1_ps(scale);
+    float q[ATTN_ROWS][256];
+    int n_pos[ATTN_ROWS];
+    for (int r0 = 0; r0 < n_rows; r0 += ATTN_ROWS) {
+        const int nr = n_rows - r0 < ATTN_ROWS ? n_rows - r0 : ATTN_ROWS;
+        for (int r = 0; r < nr; r++) {
+            const int t = (r0 + r) / rows->group, g = (r0 + r) % rows->group;
+            const uint16_t *q16 = rows->q16 + (size_t)t * rows->q_stride + (size_t)g * d;
+            for (int i = 0; i < nv; i++) _mm256_storeu_ps(q[r] + 8 * i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q16 + 8 * i))));
+            n_pos[r] = rows->n_pos0 + t;
+        }
+        float *s = scores + (size_t)r0 * n_stride;
+        for (int pb = 0; pb < n_pos[nr - 1]; pb += AC_ATTN_TILE) {
+            const uint16_t *tile = k_tiles + (size_t)(pb / AC_ATTN_TILE) * d * AC_ATTN_TILE;
+            __m256 acc[ATTN_ROWS][2];
+            switch (nr) { /* constant row counts, so that acc stays in registers */
+            case 1: score_tile(d, 1, (const float(*)[256])q, tile, acc); break;
+            default: score_tile(d, 2, (const float(*)[256])q, tile, acc); break;
+            }
+            for (int r = 0; r < nr; r++) {
+                float *dst = s + (size_t)r * n_stride + pb;
+                store_first(dst, _mm256_mul_ps(acc[r][0], vscale), n_pos[r] - pb);
+                store_first(dst + 8, _mm256_mul_ps(acc[r][1], vscale), n_pos[r] - pb - 8);
             }
         }
-        for (int h = 0; h < nh; h++) {
-            float *s = scores + (size_t)(h0 + h) * n_pos;
-            const int full = n_pos & ~7;
-            const __m256i tail = lanes(n_pos - full);
-            __m256 vmax = _mm256_set1_ps(-INFINITY), vsum = _mm256_setzero_ps();
-            for (int p = 0; p < full; p += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + p));
-            if (full < n_pos)
-                vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(s + full, tail),
-                                                             _mm256_castsi256_ps(tail)));
-            const __m256 maxs = _mm256_set1_ps(hmax(vmax));
-            for (int p = 0; p < n_pos; p += 8) {
-                const __m256i m = p < full ? _mm256_set1_epi32(-1) : tail;
-                const __m256 e = _mm256_and_ps(exp_neg(_mm256_sub_ps(_mm256_maskload_ps(s + p, m), maxs)), _mm256_castsi256_ps(m));
-                vsum = _mm256_add_ps(vsum, e);
-                _mm256_maskstore_ps(s + p, m, e);
+        for (int r = 0; r < nr; r++) {
+            const float *probs = s + (size_t)r * n_stride;
+            softmax_f16(s + (size_t)r * n_stride, n_pos[r]);
+            const int t = (r0 + r) / rows->group, g = (r0 + r) % rows->group;
+            float *out = rows->out + (size_t)t * rows->out_stride + (size_t)g * d;
+            __m256 acc[ATTN_VECS];
+            for (int i = 0; i < nv; i++) acc[i] = _mm256_setzero_ps();
+            for (int p = 0; p < n_pos[r]; p++) {
+                const __m256 prob = _mm256_set1_ps(probs[p]);
+                const uint16_t *vrow = v16 + (size_t)p * d;
+                for (int i = 0; i < nv; i++)
+                    acc[i] = _mm256_fmadd_ps(prob, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vrow + 8 * i))), acc[i]);
             }
-            const __m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
-            for (int p = 0; p < n_pos; p += 8) {
-                const __m256i m = p < full ? _mm256_set1_epi32(-1) : tail;
-                const __m128i h16 = _mm256_cvtps_ph(_mm256_mul_ps(_mm256_maskload_ps(s + p, m), inv),
-                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                _mm256_maskstore_ps(s + p, m, _mm256_cvtph_ps(h16));
-            }
+            for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + 8 * i, acc[i]);
         }
-        __m256 acc[ATTN_HEADS][ATTN_VECS];
-        for (int h = 0; h < nh; h++)
-            for (int i = 0; i < nv; i++) acc[h][i] = _mm256_setzero_ps();
-        for (int p = 0; p < n_pos; p++) {
-            const uint16_t *vrow = v16 + (size_t)p * stride;
-            __m256 v[ATTN_VECS];
-            for (int i = 0; i < nv; i++) v[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vrow + 8 * i)));
-            for (int h = 0; h < nh; h++) {
-                const __m256 prob = _mm256_set1_ps(scores[(size_t)(h0 + h) * n_pos + p]);
-                for (int i = 0; i < nv; i++) acc[h][i] = _mm256_fmadd_ps(prob, v[i], acc[h][i]);
-            }
-        }
-        for (int h = 0; h < nh; h++)
-            for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + (size_t)(h0 + h) * d + 8 * i, acc[h][i]);
     }
 }
