@@ -3,9 +3,10 @@
 
 For every GGUF (the shipped base model, then bench/out/models/<stem>.{Q8_0,Q4_0,Q2_K,F16}.gguf)
 and every thread count, side by side, interleaved file by file:
-  * llama.cpp: llama-bench -p 128 -n 0 (prefill tok/s) and -p 0 -n 64 (decode tok/s), -r REPS,
-    best repetition;
-  * ours: build/agentcompress generate -m FILE -p <128-token prompt> -n 64 -t T --ignore-eos --temp 0 (greedy: llama-bench samples nothing either),
+  * llama.cpp: llama-bench -p N -n 0 (prefill tok/s) and -p 0 -n 64 -d N (decode tok/s with the
+    N prompt tokens already in the context), -r REPS, best repetition; N = --ctx (128 or 1024);
+  * ours: build/agentcompress generate -m FILE -p <N-token prompt> -n 64 -t T --ignore-eos --temp 0
+    (greedy: llama-bench samples nothing either),
     REPS runs, best prefill and best decode tok/s parsed from its stderr lines
       prefill: <N> tokens in <S> s (<R> tok/s)
       decode: <N> tokens in <S> s (<R> tok/s)
@@ -16,7 +17,7 @@ and every thread count, side by side, interleaved file by file:
     (bench/out/membw, same thread count) being the median over probes taken at the start and
     after every file (the better page mode's median of 10 repetitions in each probe): this VM's
     bandwidth drifts by +-20% over seconds, so one probe is not enough.
-Prints a table and writes bench/out/bench_llamacpp.json.
+Prints a table and writes bench/out/bench_llamacpp.json (bench_llamacpp_ctx1024.json with --ctx 1024).
 """
 import argparse
 import datetime
@@ -29,7 +30,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROMPT_FILE = os.path.join(ROOT, "bench", "prompt_128.txt")
+# prompts of exactly 128 and 1024 SmolLM2 tokens (as `generate -p "$(cat FILE)"` passes them)
+PROMPT_FILES = {n: os.path.join(ROOT, "bench", f"prompt_{n}.txt") for n in (128, 1024)}
 RE_PREFILL = re.compile(r"^prefill:\s*(\d+)\s+tokens in\s+([0-9.eE+-]+)\s*s\s*\(([0-9.eE+-]+)\s*tok/s\)", re.M)
 RE_DECODE = re.compile(r"^decode:\s*(\d+)\s+tokens in\s+([0-9.eE+-]+)\s*s\s*\(([0-9.eE+-]+)\s*tok/s\)", re.M)
 
@@ -141,31 +143,33 @@ def membw(exe, threads):
     return bw
 
 
-def llama_bench(bin_dir, path, threads, reps):
+def llama_bench(bin_dir, path, threads, reps, n_prompt):
+    """Prefill of an n_prompt-token prompt (pp at depth 0), and 64 tokens decoded after n_prompt
+    tokens already in the context (tg at depth n_prompt): what `generate` does with the prompt."""
     exe = os.path.join(bin_dir, "llama-bench")
-    args = [exe, "-m", path, "-t", str(threads), "-p", "128", "-n", "64", "-r", str(reps), "-o", "json"]
-    wait_quiet(f"llama-bench {os.path.basename(path)} t={threads}")
-    res = subprocess.run(args, capture_output=True, text=True, timeout=1800)
-    if res.returncode != 0:
-        raise RuntimeError(f"llama-bench failed on {path}: {res.stderr.strip()[-500:]}")
-    out = {"cmd": " ".join(args[1:])}
-    for rec in json.loads(res.stdout):
-        samples = rec.get("samples_ts") or [rec["avg_ts"]]
-        key = "pp" if rec["n_prompt"] > 0 and rec["n_gen"] == 0 else "tg"
-        out[key] = {"best_ts": max(samples), "avg_ts": rec["avg_ts"], "stddev_ts": rec["stddev_ts"],
-                    "samples_ts": samples, "n_prompt": rec["n_prompt"], "n_gen": rec["n_gen"]}
-        out["build_commit"] = rec.get("build_commit")
-        out["build_number"] = rec.get("build_number")
-        out["cpu_info"] = rec.get("cpu_info")
-        out["backends"] = rec.get("backends")
-        out["flash_attn"] = rec.get("flash_attn")
-        out["type_k"] = rec.get("type_k")
-        out["n_batch"] = rec.get("n_batch")
-        out["n_ubatch"] = rec.get("n_ubatch")
+    out, cmds = {}, []
+    for test in (["-p", str(n_prompt), "-n", "0"], ["-p", "0", "-n", "64", "-d", str(n_prompt)]):
+        args = [exe, "-m", path, "-t", str(threads)] + test + ["-r", str(reps), "-o", "json"]
+        wait_quiet(f"llama-bench {os.path.basename(path)} t={threads}")
+        res = subprocess.run(args, capture_output=True, text=True, timeout=1800)
+        if res.returncode != 0:
+            raise RuntimeError(f"llama-bench failed on {path}: {res.stderr.strip()[-500:]}")
+        cmds.append(" ".join(args[1:]))
+        for rec in json.loads(res.stdout):
+            samples = rec.get("samples_ts") or [rec["avg_ts"]]
+            key = "pp" if rec["n_prompt"] > 0 and rec["n_gen"] == 0 else "tg"
+            out[key] = {"best_ts": max(samples), "avg_ts": rec["avg_ts"], "stddev_ts": rec["stddev_ts"],
+                        "samples_ts": samples, "n_prompt": rec["n_prompt"], "n_gen": rec["n_gen"],
+                        "n_depth": rec.get("n_depth", 0)}
+            for k in ("build_commit", "build_number", "cpu_info", "backends", "flash_attn", "type_k", "n_batch",
+                      "n_ubatch"):
+                out[k] = rec.get(k)
+    out["cmd"] = " ; ".join(cmds)
     return out
 
 
-def ours(exe, path, threads, reps, prompt):
+def ours(exe, path, threads, reps, prompt_file):
+    prompt = open(prompt_file, encoding="utf-8").read().strip()
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         return {"error": f"{rel(exe)} not built (run make)"}
     runs, err = [], None
@@ -190,7 +194,7 @@ def ours(exe, path, threads, reps, prompt):
     return {"pp": {"best_ts": max(r["prefill_ts"] for r in runs), "n_prompt": runs[0]["prefill_tokens"]},
             "tg": {"best_ts": max(r["decode_ts"] for r in runs), "n_gen": runs[0]["decode_tokens"]},
             "runs": runs, "cmd": " ".join(os.path.relpath(a, ROOT) if a in (exe, path) else
-                                          (a if a != prompt else "<bench/prompt_128.txt>") for a in args[1:])}
+                                          (a if a != prompt else f"<{rel(prompt_file)}>") for a in args[1:])}
 
 
 def rel(p):
@@ -210,11 +214,14 @@ def main():
     ap.add_argument("--ours", default=os.environ.get("OURS", os.path.join(ROOT, "build", "agentcompress")))
     ap.add_argument("--threads", default=os.environ.get("THREADS", "1 2"))
     ap.add_argument("--reps", type=int, default=int(os.environ.get("REPS", "3")))
+    ap.add_argument("--ctx", type=int, choices=sorted(PROMPT_FILES), default=int(os.environ.get("CTX", "128")),
+                    help="prompt length in tokens; decode runs after it (llama-bench -d)")
     ap.add_argument("--types", default="Q4_1,Q8_0,Q4_0,Q2_K,F16",
                     help="first = the model as shipped, the others from bench/out/models/")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.replace(",", " ").split()]
-    prompt = open(PROMPT_FILE, encoding="utf-8").read().strip()
+    prompt_file = PROMPT_FILES[args.ctx]
+    prompt = open(prompt_file, encoding="utf-8").read().strip()
 
     base = os.path.basename(args.model)[: -len(".gguf")]
     stem = base.rsplit(".", 1)[0]
@@ -253,9 +260,9 @@ def main():
         infos[name] = gguf_info(path)
         for t in threads:
             log(f"{name} t={t}: llama-bench")
-            lb = llama_bench(args.llama_bin, path, t, args.reps)
+            lb = llama_bench(args.llama_bin, path, t, args.reps, args.ctx)
             log(f"{name} t={t}: ours")
-            ou = ours(args.ours, path, t, args.reps, prompt)
+            ou = ours(args.ours, path, t, args.reps, prompt_file)
             if "error" in ou:
                 log(f"  ours: {ou['error']}")
             l_pp, l_tg = lb["pp"]["best_ts"], lb["tg"]["best_ts"]
@@ -292,8 +299,8 @@ def main():
            f"{'pp o/l':>6s} {'tg o/l':>6s} | {'MB/tok':>7s} {'roof tg':>8s} {'llama%':>6s} {'ours%':>6s}")
     print()
     print(f"llama.cpp {src.get('llama_cpp_commit', '?')} (llama-cpp-python {src.get('llama_cpp_python', '?')}) "
-          f"vs {rel(args.ours)}; prefill = {len(prompt.split())}-word / 128-token prompt, "
-          f"decode = 64 tokens; best of {args.reps}; tok/s")
+          f"vs {rel(args.ours)}; prefill = {len(prompt.split())}-word / {args.ctx}-token prompt, "
+          f"decode = 64 tokens after it; best of {args.reps}; tok/s")
     print(f"read bandwidth for the roofline (median of {len(probes)} probes; range): " + ", ".join(
         f"{t} thread(s) {bw[t]['roofline_gbps']:.1f} GB/s ({bw[t]['min_gbps']:.1f}-{bw[t]['max_gbps']:.1f})"
         for t in threads))
@@ -325,7 +332,7 @@ def main():
                  "cpu_info": rows[0]["llama"].get("cpu_info") if rows else None},
         "llama_cpp": dict(src, build_commit_reported=rows[0]["llama"].get("build_commit") if rows else None),
         "ours_binary": rel(args.ours),
-        "prompt_file": os.path.relpath(PROMPT_FILE, ROOT), "prompt_tokens": 128,
+        "prompt_file": os.path.relpath(prompt_file, ROOT), "prompt_tokens": args.ctx,
         "n_decode": 64, "reps": args.reps, "threads": threads,
         "bandwidth": {str(t): bw[t] for t in threads},
         "bandwidth_probes": probes,
@@ -338,7 +345,7 @@ def main():
         "files": infos,
         "results": rows,
     }
-    out_json = os.path.join(args.out, "bench_llamacpp.json")
+    out_json = os.path.join(args.out, "bench_llamacpp.json" if args.ctx == 128 else f"bench_llamacpp_ctx{args.ctx}.json")
     with open(out_json, "w") as f:
         json.dump(doc, f, indent=1)
     log(f"wrote {os.path.relpath(out_json, ROOT)}")

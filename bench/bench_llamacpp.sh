@@ -10,13 +10,14 @@
 #   2. Q8_0, Q4_0, Q2_K, F16 GGUFs from the shipped Q4_1 model (llama-quantize --allow-requantize)
 #      -> bench/out/models/
 #   3. bench/membw.c (memory read bandwidth probe) -> bench/out/membw
-#   4. bench/bench_llamacpp.py: llama-bench pp128 / tg64 and ours (build/agentcompress generate)
-#      per file x threads {1,2}, best of 3; table on stdout, all numbers in
-#      bench/out/bench_llamacpp.json
+#   4. bench/bench_llamacpp.py: llama-bench pp128 and tg64 at depth 128, and ours
+#      (build/agentcompress generate, 128-token prompt + 64 tokens) per file x threads {1,2},
+#      best of 3; table on stdout, all numbers in bench/out/bench_llamacpp.json.
+#      CTX=1024 (or --ctx 1024): a 1024-token prompt instead -> bench_llamacpp_ctx1024.json
 #
 # Environment: LLAMA_CPP_SDIST=path/to/llama_cpp_python-X.tar.gz (else bench/out/dl/, /tmp/dl/src/,
 # or `pip download` of LLAMA_CPP_PYTHON_VERSION, default 0.3.36), MODEL=base GGUF,
-# THREADS="1 2", REPS=3, OURS=build/agentcompress.
+# THREADS="1 2", REPS=3, OURS=build/agentcompress, CTX=128|1024.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
