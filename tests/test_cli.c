@@ -113,6 +113,9 @@ static void test_bad_inputs(void **state) {
     expect_fail("generate -m " MODEL " -p hi --temp", "needs a value");
     expect_fail("generate -m " MODEL " -p hi --bogus", "unknown option");
     expect_fail("generate -m " MODEL " -f /nonexistent.txt", "cannot read");
+    expect_fail("generate -m " MODEL " -p hi -md /nonexistent.gguf", "draft model: ");
+    expect_fail("generate -m " MODEL " -p hi -n 8 -md tests/fixtures/tiny_llama.gguf", "vocabulary");
+    expect_fail("generate -m " MODEL " -p hi -md " MODEL " --draft-max 0", "out of range");
     expect_fail("generate -m " MODEL " -c 8 -p 'one two three four five six seven eight nine ten'", "does not fit");
     expect_fail("bogus", "unknown command");
     /* a truncated copy of the real model */
@@ -161,6 +164,21 @@ static void test_greedy_matches_reference(void **state) {
     assert_true(checked >= 3);
     cJSON_Delete(ref);
     free(json);
+}
+
+/* -md: the same text, sampled with a seed, as without a draft; the draft's
+ * acceptance on stderr */
+static void test_generate_with_draft(void **state) {
+    (void)state;
+    struct result plain = run("generate -m " MODEL " --seed 3 --ignore-eos -n 20 -p 'Water boils at'");
+    struct result spec = run("generate -m " MODEL " --seed 3 --ignore-eos -n 20 -p 'Water boils at' -md " MODEL
+                             " --draft-max 3");
+    assert_int_equal(plain.status, 0);
+    assert_int_equal(spec.status, 0);
+    assert_string_equal(spec.out, plain.out);
+    assert_non_null(strstr(spec.err, "draft: "));
+    free_result(&plain);
+    free_result(&spec);
 }
 
 /* calibrate + kld on a one-variant directory made of the tiny F32 model */
@@ -540,6 +558,7 @@ int main(void) {
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_greedy_matches_reference),
+        cmocka_unit_test(test_generate_with_draft),
         cmocka_unit_test(test_calibrate_kld),
         cmocka_unit_test(test_train_route_run),
         cmocka_unit_test(test_validate),

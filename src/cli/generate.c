@@ -31,6 +31,12 @@ static void help(void) {
            "      --chat           wrap the prompt in the model's ChatML template\n"
            "      --system TEXT    system message for --chat (default: the model's)\n"
            "      --ignore-eos     keep generating past end-of-generation tokens\n"
+           "  -md, --model-draft FILE\n"
+           "                       self-speculative decoding: FILE, a cheaper variant of the same\n"
+           "                       model (e.g. variants/q8_0.gguf for variants/f16.gguf), proposes\n"
+           "                       tokens that MODEL checks in batches; the output is exactly\n"
+           "                       MODEL's output without it (same sampler and seed)\n"
+           "      --draft-max N    tokens the draft proposes per batch (default 4)\n"
            "      --prune R        skip the ceil(R x layers) lowest-influence layers\n"
            "      --sparsity S     zero matmul inputs below the calibrated threshold for S\n"
            "                       (both need 'agentcompress calibrate' on the variants directory\n"
@@ -59,8 +65,8 @@ static int apply_compression(struct ac_model *model, struct ac_context *ctx, con
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *prompt_file = NULL, *system = NULL;
-    long n_predict = 128, top_k = 40, threads = 0, n_ctx = 0, seed = -1;
+    const char *model_path = CLI_DEFAULT_MODEL, *prompt = NULL, *prompt_file = NULL, *system = NULL, *draft_path = NULL;
+    long n_predict = 128, top_k = 40, threads = 0, n_ctx = 0, seed = -1, draft_max = 4;
     double temp = 0.8, top_p = 0.95, prune = 0.0, sparsity = 0.0;
     bool chat = false, ignore_eos = false;
     for (int i = 1; i < argc; i++) {
@@ -80,6 +86,8 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--chat")) chat = true;
         else if (!strcmp(a, "--system")) { VALUE(); system = v; }
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
+        else if (!strcmp(a, "-md") || !strcmp(a, "--model-draft")) { VALUE(); draft_path = v; }
+        else if (!strcmp(a, "--draft-max")) { VALUE(); if (cli_int(CMD, a, v, 1, 64, &draft_max)) return 1; }
         else if (!strcmp(a, "--prune")) { VALUE(); if (cli_float(CMD, a, v, 0, 0.95, &prune)) return 1; }
         else if (!strcmp(a, "--sparsity")) { VALUE(); if (cli_float(CMD, a, v, 0, 0.95, &sparsity)) return 1; }
         else return cli_fail(CMD, "unknown option '%s' (see --help)", a);
@@ -96,9 +104,9 @@ int cmd_generate(int argc, char **argv) {
 
     char err[AC_ERR_LEN];
     int rc = 1;
-    struct ac_model *model = NULL;
+    struct ac_model *model = NULL, *draft = NULL;
     struct ac_tokenizer *tok = NULL;
-    struct ac_context *ctx = NULL;
+    struct ac_context *ctx = NULL, *draft_ctx = NULL;
     char *text = NULL;
     int32_t *ids = NULL;
     if (ac_model_load(&model, model_path, err) != 0 || ac_tokenizer_load(&tok, model->file, err) != 0) {
@@ -134,11 +142,17 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if ((prune > 0.0 || sparsity > 0.0) && apply_compression(model, ctx, model_path, prune, sparsity) != 0) goto done;
+    if (draft_path && (ac_model_load(&draft, draft_path, err) != 0 || ac_context_new(&draft_ctx, draft, &cp, err) != 0)) {
+        cli_fail(CMD, "draft model: %s", err);
+        goto done;
+    }
     struct ac_gen_params gp = {
         .n_predict = (int)n_predict,
         .ignore_eos = ignore_eos,
         .sampling = {.temp = (float)temp, .top_k = (int)top_k, .top_p = (float)top_p,
                      .seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL)},
+        .draft = draft_ctx,
+        .n_draft = (int)draft_max,
     };
     struct ac_gen_stats st;
     if (ac_generate(ctx, tok, ids, n_ids, &gp, cli_print_token, (void *)tok, &st, err) != 0) {
@@ -155,6 +169,8 @@ done:
     free(ids);
     free(text);
     free(file_text);
+    ac_context_free(draft_ctx);
+    ac_model_free(draft);
     ac_context_free(ctx);
     ac_tokenizer_free(tok);
     ac_model_free(model);

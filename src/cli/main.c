@@ -100,8 +100,13 @@ void cli_print_stats(const struct ac_gen_stats *st) {
     fflush(stdout); /* the text's last newline before the stats when both go to one pipe */
     fprintf(stderr, "prefill: %d tokens in %.3f s (%.1f tok/s)\n", st->n_prompt, st->prefill_s,
             st->prefill_s > 0 ? st->n_prompt / st->prefill_s : 0.0);
-    fprintf(stderr, "decode: %d tokens in %.3f s (%.1f tok/s)\n", st->n_decoded, st->decode_s,
-            st->decode_s > 0 ? st->n_decoded / st->decode_s : 0.0);
+    /* tokens produced after the first (which comes from the prompt's pass) */
+    const int after_first = st->n_drafted ? st->n_generated - 1 : st->n_decoded;
+    fprintf(stderr, "decode: %d tokens in %.3f s (%.1f tok/s)\n", after_first, st->decode_s,
+            st->decode_s > 0 ? after_first / st->decode_s : 0.0);
+    if (st->n_drafted)
+        fprintf(stderr, "draft: %d of %d proposed tokens accepted (%.1f%%), %d passes of the model\n", st->n_accepted,
+                st->n_drafted, 100.0 * st->n_accepted / st->n_drafted, st->n_decoded);
 }
 
 static const struct {

@@ -15,23 +15,34 @@ struct ac_gen_params {
     int n_predict;   /* tokens to generate, >= 1 */
     bool ignore_eos; /* keep going past end-of-generation tokens */
     struct ac_sampler_params sampling;
+    /* Self-speculative decoding: a cheaper model of the same vocabulary (a
+     * low-bit variant) proposes up to n_draft tokens greedily, the model of
+     * ctx scores them in one batch and keeps them while its own sampler
+     * draws the same tokens. The output is exactly the output without a
+     * draft (same sampler, same seed: the engine's logits do not depend on
+     * batching), at fewer passes over the large model's weights. NULL: off. */
+    struct ac_context *draft;
+    int n_draft; /* >= 1 with a draft */
 };
 
 struct ac_gen_stats {
     int n_prompt;     /* tokens prefilled */
     int n_generated;  /* tokens produced (including a final EOG token) */
-    int n_decoded;    /* single-token forward passes */
+    int n_decoded;    /* forward passes after the prompt's (one token each, or a batch to verify) */
     double prefill_s; /* wall time of the prompt's forward pass */
-    double decode_s;  /* wall time of the single-token passes and sampling */
+    double decode_s;  /* wall time after the prompt's pass (decoding, drafting, sampling) */
     bool hit_eog;
     bool hit_ctx_end;
+    int n_drafted;  /* tokens the draft proposed */
+    int n_accepted; /* of which the model drew the same */
 };
 
 /* Called with each generated token (EOG tokens included); return true to
  * stop early. */
 typedef bool (*ac_token_fn)(void *user, int32_t id);
 
-/* Generates after prompt[0..n_prompt) on a context that is reset first.
+/* Generates after prompt[0..n_prompt) on a context (and draft context) that
+ * is reset first.
  * Stops at n_predict tokens, an EOG token (unless ignore_eos), the end of
  * the context, or when on_token asks. */
 int ac_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const int32_t *prompt, int n_prompt,
