@@ -12,7 +12,9 @@
 #include "controller/controller.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "runtime/generate.h"
 #include "sample/sample.h"
+#include "tokenizer/tokenizer.h"
 
 #define C "bench"
 #define N_PROMPT 32
@@ -68,6 +70,70 @@ done:
     return rc;
 }
 
+#define SPEC_DRAFT 4
+#define SPEC_TOKENS 96
+#define SPEC_ROUNDS 3
+#define SPEC_MAX 3 /* plain + two drafts */
+
+struct spec_row {
+    const char *draft; /* NULL: plain */
+    double tok_s, accepted;
+};
+
+/* Self-speculative decoding of the f16 variant: greedy generation of
+ * SPEC_TOKENS after a fixed prompt, plain and with the q8_0 and q4_0
+ * variants drafting SPEC_DRAFT tokens, one after the other SPEC_ROUNDS
+ * times; tok/s of the median round. */
+static int spec_speed(const char *dir, const struct ac_manifest *man, int threads, struct spec_row *rows, int *n_rows,
+                      char *err) {
+    const char *names[SPEC_MAX] = {"f16", "q8_0", "q4_0"};
+    struct ac_model *m[SPEC_MAX] = {NULL};
+    struct ac_context *ctx[SPEC_MAX] = {NULL};
+    struct ac_tokenizer *tok = NULL;
+    const struct ac_context_params cp = {.n_ctx = N_PROMPT + SPEC_TOKENS + 1, .n_threads = threads};
+    int n = 0, rc = -1;
+    char path[8192];
+    for (int i = 0; i < SPEC_MAX; i++) {
+        const struct ac_manifest_variant *v = ac_manifest_find(man, names[i]);
+        if (!v || !v->file) {
+            if (i == 0) return *n_rows = 0, 0; /* no f16 variant: nothing to measure */
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, v->file);
+        if (ac_model_load(&m[n], path, err) != 0 || ac_context_new(&ctx[n], m[n], &cp, err) != 0) goto done;
+        rows[n++] = (struct spec_row){.draft = i ? names[i] : NULL};
+    }
+    if (ac_tokenizer_load(&tok, m[0]->file, err) != 0) goto done;
+    int32_t ids[N_PROMPT];
+    for (int i = 0; i < N_PROMPT; i++) ids[i] = (100 + i * 37) % m[0]->cfg.n_vocab;
+    double t[SPEC_MAX][SPEC_ROUNDS];
+    for (int r = 0; r < SPEC_ROUNDS; r++)
+        for (int k = 0; k < n; k++) {
+            const struct ac_gen_params gp = {.n_predict = SPEC_TOKENS,
+                                             .ignore_eos = true,
+                                             .sampling = {.temp = 0.0f, .top_p = 1.0f},
+                                             .draft = k ? ctx[k] : NULL,
+                                             .n_draft = SPEC_DRAFT};
+            struct ac_gen_stats st;
+            if (ac_generate(ctx[0], tok, ids, N_PROMPT, &gp, NULL, NULL, &st, err) != 0) goto done;
+            t[k][r] = (st.n_generated - 1) / st.decode_s;
+            rows[k].accepted = st.n_drafted ? (double)st.n_accepted / st.n_drafted : 0.0;
+        }
+    for (int k = 0; k < n; k++) {
+        qsort(t[k], SPEC_ROUNDS, sizeof(double), cmp_double);
+        rows[k].tok_s = t[k][SPEC_ROUNDS / 2];
+    }
+    *n_rows = n;
+    rc = 0;
+done:
+    for (int k = 0; k < SPEC_MAX; k++) {
+        ac_context_free(ctx[k]);
+        ac_model_free(m[k]);
+    }
+    ac_tokenizer_free(tok);
+    return rc;
+}
+
 /* Maps the file and reads each page once (what the variant cache does),
  * after dropping it from memory where the OS lets us: the swap time. */
 static double swap_ms(const char *path, char *err) {
@@ -96,8 +162,10 @@ int cmd_bench(int argc, char **argv) {
                    "0.5, as a ratio to f16; the time to make each variant resident; and, with -c, the\n"
                    "controller's decision time for a 32-token prompt (p50 of 200, one thread).\n"
                    "A variant's configurations decode in lockstep (a token of each in turn) and tok/s is\n"
-                   "1 / the median token time, so that a busy machine slows them alike.\n",
-                   N_DECODE, N_PROMPT);
+                   "1 / the median token time, so that a busy machine slows them alike.\n"
+                   "Then self-speculative decoding: f16 greedy, %d tokens, plain and with q8_0 or q4_0\n"
+                   "drafting %d tokens (generate -md), the median of %d rounds taken in turn.\n",
+                   N_DECODE, N_PROMPT, SPEC_TOKENS, SPEC_DRAFT, SPEC_ROUNDS);
             return 0;
         }
         if (!strcmp(a, "-V")) {
@@ -171,6 +239,12 @@ int cmd_bench(int argc, char **argv) {
                         (double)r->sparsity, r->tok_s);
         }
     }
+    struct spec_row spec[SPEC_MAX];
+    int n_spec = 0;
+    if (spec_speed(dir, man, (int)threads, spec, &n_spec, err) != 0) {
+        cli_fail(C, "speculative decoding: %s", err);
+        goto done;
+    }
     if (ctrl_path) {
         struct ac_controller *ctrl = NULL;
         struct ac_model *emb = NULL;
@@ -203,6 +277,13 @@ int cmd_bench(int argc, char **argv) {
                    f16_tok_s > 0 ? rows[i].tok_s / f16_tok_s : 0.0, rows[i].mb_per_token);
         printf("], \"swap_ms\": [");
         for (int i = 0; i < n_swaps; i++) printf("%s%.2f", i ? ", " : "", swaps[i]);
+        printf("], \"speculative\": [");
+        for (int i = 0; i < n_spec; i++)
+            printf("%s{\"draft\": %s%s%s, \"n_draft\": %d, \"decode_tok_s\": %.2f, \"ratio_to_plain\": %.4f, "
+                   "\"accepted\": %.4f}",
+                   i ? ", " : "", spec[i].draft ? "\"" : "", spec[i].draft ? spec[i].draft : "null",
+                   spec[i].draft ? "\"" : "", spec[i].draft ? SPEC_DRAFT : 0, spec[i].tok_s,
+                   spec[i].tok_s / spec[0].tok_s, spec[i].accepted);
         printf("], \"controller_us_p50\": ");
         if (decide_us >= 0) printf("%.1f}\n", decide_us); else printf("null}\n");
     } else {
@@ -213,6 +294,11 @@ int cmd_bench(int argc, char **argv) {
                    rows[i].mb_per_token);
         for (int i = 0, k = 0; i < man->n_variants && k < n_swaps; i++)
             if (man->variants[i].file) printf("swap %-8s %.1f ms\n", man->variants[i].name, swaps[k++]);
+        for (int i = 0; i < n_spec; i++)
+            if (spec[i].draft)
+                printf("f16 drafted by %-5s %6.1f tok/s %5.2fx f16 plain (%.1f tok/s), %.0f%% of proposals kept\n",
+                       spec[i].draft, spec[i].tok_s, spec[i].tok_s / spec[0].tok_s, spec[0].tok_s,
+                       100.0 * spec[i].accepted);
         if (decide_us >= 0) printf("controller decision p50 %.0f us\n", decide_us);
     }
     rc = 0;
