@@ -93,10 +93,12 @@ static int spec_speed(const char *dir, const struct ac_manifest *man, int thread
     const struct ac_context_params cp = {.n_ctx = N_PROMPT + SPEC_TOKENS + 1, .n_threads = threads};
     int n = 0, rc = -1;
     char path[8192];
+    *n_rows = 0;
+    if (!ac_manifest_find(man, names[1]) && !ac_manifest_find(man, names[2])) return 0; /* no draft */
     for (int i = 0; i < SPEC_MAX; i++) {
         const struct ac_manifest_variant *v = ac_manifest_find(man, names[i]);
         if (!v || !v->file) {
-            if (i == 0) return *n_rows = 0, 0; /* no f16 variant: nothing to measure */
+            if (i == 0) return 0; /* no f16 variant: nothing to measure */
             continue;
         }
         snprintf(path, sizeof path, "%s/%s", dir, v->file);
