@@ -393,12 +393,8 @@ int ac_model_prepare_sparse_from(struct ac_model *m, const struct ac_model *sour
             }
             const uint32_t tt = site_type(w, n);
             const size_t row = ac_row_size(tt, width);
-            for (int64_t c = 0; c < cols; c++) {
-                if (tt == AC_TYPE_F32)
-                    memcpy(buf + off + (size_t)c * row, trans + c * width, row);
-                else
-                    ac_type_traits(tt)->from_float_ref(trans + c * width, buf + off + (size_t)c * row, width);
-            }
+            for (int64_t c = 0; c < cols; c++) /* dense is free by now: the packer's scratch */
+                ac_sparse_pack_row(tt, trans + c * width, buf + off + (size_t)c * row, width, (uint8_t *)dense);
             m->layers[l].sparse_t[s] =
                 (struct ac_tensor){.data = buf + off, .type = tt, .cols = width, .rows = cols, .bytes = row * (size_t)cols};
             off += (row * (size_t)cols + 63) & ~(size_t)63;
@@ -516,12 +512,14 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     if (q_dim > widest) widest = q_dim;
     c->widest = (int)widest;
     c->xq_row_cap = widest * sizeof(float); /* no activation type is wider than F32 */
-    /* attention needs n_ctx scores + a value row; a sparse matmul needs two
-     * rows of its site's outputs (q|k|v or gate|up side by side at most) */
+    /* attention needs n_ctx scores + a value row; a sparse matmul needs a
+     * row of its site's outputs (q|k|v or gate|up side by side at most)
+     * and its kernel's scratch */
     size_t site_out = q_dim + 2 * kv_dim > 2 * ffn ? q_dim + 2 * kv_dim : 2 * ffn;
     if (site_out < dim) site_out = dim;
     c->scratch_per_thread = (size_t)c->n_ctx + (size_t)cfg->head_dim + 16;
-    if (c->scratch_per_thread < 2 * site_out + 16) c->scratch_per_thread = 2 * site_out + 16;
+    const size_t sparse_scratch = site_out + ac_sparse_scratch_floats((int)site_out);
+    if (c->scratch_per_thread < sparse_scratch) c->scratch_per_thread = sparse_scratch;
     const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx * kv_dim;
     c->x = ac_alloc_aligned(B * dim * sizeof(float));
     c->xn = ac_alloc_aligned(B * dim * sizeof(float));
@@ -801,14 +799,14 @@ static void sparse_worker(void *arg, int ith, int nth) {
     const int n_out = (int)wt->cols;
     const ac_sparse_gemv_fn gemv = ac_sparse_gemv(wt->type);
     float *acc = j->c->scratch + (size_t)ith * j->c->scratch_per_thread;
-    float *deq = acc + n_out;
+    float *kernel_scratch = acc + n_out;
     const int t = j->token;
     const int n_nz = j->c->nz_count[t], per = (n_nz + nth - 1) / nth;
     const int k0 = per * ith, k1 = k0 + per < n_nz ? k0 + per : n_nz;
     memset(acc, 0, (size_t)n_out * sizeof(float));
     if (k0 < k1)
-        gemv(wt->type, wt->data, ac_row_size(wt->type, n_out), 0, j->c->nz_idx + (size_t)t * j->c->widest + k0,
-             k1 - k0, j->x + (size_t)t * wt->rows, acc, n_out, deq);
+        gemv(wt->type, wt->data, ac_row_size(wt->type, n_out), j->c->nz_idx + (size_t)t * j->c->widest + k0, k1 - k0,
+             j->x + (size_t)t * wt->rows, acc, n_out, kernel_scratch);
 }
 
 /* One matrix that reads a site's input: out (+)= x · wᵀ (+ bias). */
