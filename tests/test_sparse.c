@@ -124,6 +124,34 @@ static void test_sparse_gemv(void **state) {
     }
 }
 
+/* Thresholding, SIMD against scalar: sizes around the vector width,
+ * thresholds keeping none, some and all, a NaN (kept, as in the
+ * reference), exact zeros. */
+static void test_sparse_select(void **state) {
+    (void)state;
+    if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vnni")) {
+        printf("  no AVX-512 on this CPU\n");
+        return;
+    }
+    const ac_sparse_select_fn fast = ac_sparse_select_avx512();
+    static const int sizes[] = {1, 7, 15, 16, 17, 33, 576, 1023, 1536};
+    static const float thrs[] = {0.0f, 0.3f, 0.7f, 2.0f};
+    uint64_t s = 3;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (size_t ti = 0; ti < sizeof thrs / sizeof thrs[0]; ti++) {
+            const int n = sizes[si];
+            float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+            int32_t *ia = malloc(sizeof(int32_t) * (n + 16)), *ib = malloc(sizeof(int32_t) * (n + 16));
+            for (int i = 0; i < n; i++) a[i] = b[i] = i % 11 == 3 ? 0.0f : frand(&s);
+            if (n > 5) a[5] = b[5] = NAN;
+            const int ka = fast(a, n, thrs[ti], ia), kb = ac_sparse_select_ref(b, n, thrs[ti], ib);
+            assert_int_equal(ka, kb);
+            assert_memory_equal(ia, ib, sizeof(int32_t) * (size_t)kb);
+            assert_memory_equal(a, b, sizeof(float) * (size_t)n);
+            free(a), free(b), free(ia), free(ib);
+        }
+}
+
 /* The transposed weights of the tiny F32 models (stored exactly): each
  * site's row c holds column c of its matrices side by side, and decoding
  * with all-zero thresholds (every nonzero input kept, so every row read)
@@ -187,6 +215,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_mad),
         cmocka_unit_test(test_sparse_gemv),
+        cmocka_unit_test(test_sparse_select),
         cmocka_unit_test(test_sparse_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -537,7 +537,7 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     c->rope_cos = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
     c->rope_sin = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
     c->skip_layer = calloc((size_t)cfg->n_layers, sizeof *c->skip_layer);
-    c->nz_idx = malloc(B * widest * sizeof *c->nz_idx);
+    c->nz_idx = malloc((B * widest + 16) * sizeof *c->nz_idx); /* + the 16 ac_sparse_select may store past */
     c->nz_count = malloc(B * sizeof *c->nz_count);
     if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->xq || !c->q16 ||
         !c->scratch || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->skip_layer || !c->nz_idx ||
@@ -769,18 +769,9 @@ static void prepare_site(struct ac_context *c, int layer, enum ac_sparse_site si
     }
     if (!c->threshold) return;
     const float thr = c->threshold[(size_t)layer * AC_SITE_COUNT + site];
-    for (int t = 0; t < n; t++) {
-        float *xr = x + (size_t)t * width;
-        int32_t *idx = c->nz_idx + (size_t)t * c->widest;
-        int k = 0;
-        for (int i = 0; i < width; i++) {
-            if (fabsf(xr[i]) < thr)
-                xr[i] = 0.0f;
-            else
-                idx[k++] = i;
-        }
-        c->nz_count[t] = k;
-    }
+    const ac_sparse_select_fn select = ac_sparse_select();
+    for (int t = 0; t < n; t++)
+        c->nz_count[t] = select(x + (size_t)t * width, width, thr, c->nz_idx + (size_t)t * c->widest);
 }
 
 struct sparse_job {

@@ -124,13 +124,30 @@ void ac_sparse_gemv_ref(uint32_t type, const uint8_t *rows, size_t row_bytes, co
     }
 }
 
-ac_sparse_gemv_fn ac_sparse_gemv(uint32_t type) {
-    static int has_avx512 = -1;
-    if (has_avx512 < 0) {
-        __builtin_cpu_init();
-        has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512vnni");
+int ac_sparse_select_ref(float *x, int n, float thr, int32_t *idx) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) < thr)
+            x[i] = 0.0f;
+        else
+            idx[k++] = i;
     }
-    ac_sparse_gemv_fn f = has_avx512 ? ac_sparse_gemv_avx512(type) : NULL;
+    return k;
+}
+
+static bool has_avx512(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vnni");
+    }
+    return has;
+}
+
+ac_sparse_gemv_fn ac_sparse_gemv(uint32_t type) {
+    ac_sparse_gemv_fn f = has_avx512() ? ac_sparse_gemv_avx512(type) : NULL;
     return f ? f : ac_sparse_gemv_ref;
 }
+
+ac_sparse_select_fn ac_sparse_select(void) { return has_avx512() ? ac_sparse_select_avx512() : ac_sparse_select_ref; }

@@ -47,6 +47,14 @@ ac_sparse_gemv_fn ac_sparse_gemv_avx512(uint32_t type);
 /* Floats of scratch a kernel needs for n_out outputs. */
 size_t ac_sparse_scratch_floats(int n_out);
 
+/* Thresholding: zeroes the x[i] with |x[i]| < thr, writes the indices of
+ * the others (in order) to idx and returns how many. idx needs room for
+ * n + 16 entries (the SIMD version stores 16 at a time). */
+typedef int (*ac_sparse_select_fn)(float *x, int n, float thr, int32_t *idx);
+int ac_sparse_select_ref(float *x, int n, float thr, int32_t *idx);
+ac_sparse_select_fn ac_sparse_select(void);
+ac_sparse_select_fn ac_sparse_select_avx512(void);
+
 /* Writes src[0..n) as one row of type in the sparse layout; tmp: bytes of
  * one ggml row of type (ac_row_size). n must fit the type's blocks. */
 void ac_sparse_pack_row(uint32_t type, const float *src, uint8_t *dst, int64_t n, uint8_t *tmp);

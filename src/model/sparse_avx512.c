@@ -187,6 +187,7 @@ static inline void group_scales(const uint8_t *const *row, const float *xs, int 
     for (int b = 0; b < nb; b += 16) {
         const __mmask16 m = nb - b >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nb - b)) - 1);
         __m512 sv[GROUP], amax = zero;
+        #pragma GCC unroll 8
         for (int r = 0; r < GROUP; r++) {
             const __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row[r] + 2 * (size_t)b));
             sv[r] = _mm512_mul_ps(_mm512_set1_ps(xs[r]), d);
@@ -194,6 +195,7 @@ static inline void group_scales(const uint8_t *const *row, const float *xs, int 
         }
         const __m512 inv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(amax, zero, _CMP_GT_OQ), v127, amax);
         __m512i c[GROUP], sum_c = _mm512_setzero_si512();
+        #pragma GCC unroll 8
         for (int r = 0; r < GROUP; r++) {
             c[r] = _mm512_cvtps_epi32(_mm512_mul_ps(sv[r], inv));
             sum_c = _mm512_add_epi32(sum_c, c[r]);
@@ -204,6 +206,7 @@ static inline void group_scales(const uint8_t *const *row, const float *xs, int 
         _mm512_storeu_ps(s->step + b, _mm512_div_ps(amax, v127));
         if (has_m) {
             __m512 off = _mm512_loadu_ps(s->off + b);
+            #pragma GCC unroll 8
             for (int r = 0; r < GROUP; r++) {
                 const __m512 mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row[r] + 2 * (size_t)(nb + b)));
                 off = _mm512_add_ps(off, _mm512_mul_ps(_mm512_set1_ps(xs[r]), mv));
@@ -218,6 +221,7 @@ static inline void group_scales(const uint8_t *const *row, const float *xs, int 
 static inline void interleave4(const uint8_t *const *row, size_t at, __mmask64 m, int first, int n_k, __m512i *v) {
     const __m512i r0 = _mm512_maskz_loadu_epi8(m, row[0] + at), r1 = _mm512_maskz_loadu_epi8(m, row[1] + at);
     const __m512i r2 = _mm512_maskz_loadu_epi8(m, row[2] + at), r3 = _mm512_maskz_loadu_epi8(m, row[3] + at);
+    #pragma GCC unroll 8
     for (int half = first / 2; half * 2 < first + n_k; half++) {
         const __m512i a = half ? _mm512_unpackhi_epi8(r0, r1) : _mm512_unpacklo_epi8(r0, r1);
         const __m512i b = half ? _mm512_unpackhi_epi8(r2, r3) : _mm512_unpacklo_epi8(r2, r3);
@@ -244,17 +248,21 @@ static inline void chunk_q4_0(const uint8_t *const *row, size_t at, __mmask64 m,
     const __m512 step = by_lane_ps(s->step + 4 * c, pat), step16 = _mm512_mul_ps(step, _mm512_set1_ps(1.0f / 16));
     const __m512i lo_mask = _mm512_set1_epi8(0x0f), hi_mask = _mm512_set1_epi8((char)0xf0);
     __m512i lo[4], hi[4];
+    #pragma GCC unroll 8
     for (int k = 0; k < 4; k++) lo[k] = init, hi[k] = _mm512_slli_epi32(init, 4);
+    #pragma GCC unroll 8
     for (int sub = 0; sub < 2; sub++) {
         __m512i v[4];
         interleave4(row + 4 * sub, at, m, 0, 4, v);
         const __m512i p = sub ? p1 : p0;
+        #pragma GCC unroll 8
         for (int k = 0; k < 4; k++) {
             lo[k] = _mm512_dpbusd_epi32(lo[k], _mm512_and_si512(v[k], lo_mask), p);
             hi[k] = _mm512_dpbusd_epi32(hi[k], _mm512_and_si512(v[k], hi_mask), p);
         }
     }
     float *sum = s->sum + 128 * (size_t)c;
+    #pragma GCC unroll 8
     for (int k = 0; k < 4; k++) {
         float *a = sum + 32 * k, *b = a + 16;
         _mm512_storeu_ps(a, _mm512_fmadd_ps(step, _mm512_cvtepi32_ps(lo[k]), _mm512_loadu_ps(a)));
@@ -270,12 +278,15 @@ static inline void chunk_q8_0(const uint8_t *const *row, size_t at, __mmask64 m,
     const __m512i init = by_lane(s->init + 2 * c, pat);
     const __m512 step = by_lane_ps(s->step + 2 * c, pat);
     __m512i acc[4] = {init, init, init, init};
+    #pragma GCC unroll 8
     for (int sub = 0; sub < 2; sub++) {
         __m512i v[4];
         interleave4(row + 4 * sub, at, m, 0, 4, v);
+        #pragma GCC unroll 8
         for (int k = 0; k < 4; k++) acc[k] = _mm512_dpbusd_epi32(acc[k], v[k], sub ? p1 : p0);
     }
     float *sum = s->sum + 64 * (size_t)c;
+    #pragma GCC unroll 8
     for (int k = 0; k < 4; k++)
         _mm512_storeu_ps(sum + 16 * k, _mm512_fmadd_ps(step, _mm512_cvtepi32_ps(acc[k]), _mm512_loadu_ps(sum + 16 * k)));
 }
@@ -284,24 +295,32 @@ static inline void chunk_q8_0(const uint8_t *const *row, size_t at, __mmask64 m,
  * 2L+1 (k = 2, 3), one half after the other. Slot 8e + 4kk + f holds
  * elements 8f + 4kk + d of block 8c + 2L + e. */
 static inline void chunk_q2_0(const uint8_t *const *row, size_t at, __mmask64 m, const struct int_scratch *s, int c) {
+    #pragma GCC unroll 8
     for (int e = 0; e < 2; e++) {
         const __m512i pat = _mm512_add_epi32(_mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0),
                                              _mm512_set1_epi32(e));
         const __m512i p0 = by_lane(s->pc0 + 8 * c, pat), p1 = by_lane(s->pc1 + 8 * c, pat);
         const __m512 step = by_lane_ps(s->step + 8 * c, pat);
         __m512i acc[2][4];
+        #pragma GCC unroll 8
         for (int kk = 0; kk < 2; kk++)
+            #pragma GCC unroll 8
             for (int f = 0; f < 4; f++) acc[kk][f] = _mm512_setzero_si512();
+        #pragma GCC unroll 8
         for (int sub = 0; sub < 2; sub++) {
             __m512i v[2];
             interleave4(row + 4 * sub, at, m, 2 * e, 2, v);
+            #pragma GCC unroll 8
             for (int kk = 0; kk < 2; kk++)
+                #pragma GCC unroll 8
                 for (int f = 0; f < 4; f++)
                     acc[kk][f] = _mm512_dpbusd_epi32(acc[kk][f], _mm512_and_si512(v[kk], _mm512_set1_epi8((char)(3 << (2 * f)))),
                                                      sub ? p1 : p0);
         }
         float *sum = s->sum + 256 * (size_t)c + 128 * (size_t)e;
+        #pragma GCC unroll 8
         for (int kk = 0; kk < 2; kk++)
+            #pragma GCC unroll 8
             for (int f = 0; f < 4; f++) {
                 const __m512 st = _mm512_mul_ps(step, _mm512_set1_ps(1.0f / (float)(1 << (2 * f))));
                 float *a = sum + 16 * (4 * kk + f);
@@ -393,6 +412,28 @@ static void finish_q2_0(float *acc, int nb, const struct int_scratch *s) {
 SPARSE_INT_KERNEL(gemv_q8_0, chunk_q8_0, finish_q8_0, 128, 0, 2)
 SPARSE_INT_KERNEL(gemv_q4_0, chunk_q4_0, finish_q4_0, 8, 0, 4)
 SPARSE_INT_KERNEL(gemv_q2_0, chunk_q2_0, finish_q2_0, 0, 1, 8)
+
+/* ---------------------------------------------------------------- thresholding */
+
+/* 16 inputs at a time: the kept ones' indices compressed in a register and
+ * stored whole (a compressing store to memory is microcoded and slow on
+ * Zen 4), the next store starting where the kept ones end. */
+static int select_avx512(float *x, int n, float thr, int32_t *idx) {
+    const __m512 vt = _mm512_set1_ps(thr);
+    __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    int k = 0;
+    for (int i = 0; i < n; i += 16, iota = _mm512_add_epi32(iota, _mm512_set1_epi32(16))) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        const __mmask16 keep = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), vt, _CMP_NLT_UQ);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_maskz_mov_ps(keep, v));
+        _mm512_storeu_si512(idx + k, _mm512_maskz_compress_epi32(keep, iota));
+        k += __builtin_popcount(keep);
+    }
+    return k;
+}
+
+ac_sparse_select_fn ac_sparse_select_avx512(void) { return select_avx512; }
 
 ac_sparse_gemv_fn ac_sparse_gemv_avx512(uint32_t type) {
     switch (type) {
