@@ -825,15 +825,20 @@ static void site_matmul(struct ac_context *c, const struct ac_layer *L, enum ac_
     for (int t = 0; t < n; t++) {
         struct sparse_job j = {.c = c, .wt = wt, .x = x, .token = t};
         ac_pool_run(c->pool, sparse_worker, &j);
+        /* per output: bias + thread 0's sum + thread 1's ..., then added to
+         * or stored in out; summed in place in thread 0's sums (a mad by 1
+         * is an exact add) */
+        float *sum = c->scratch;
         for (int i = 0, seg = 0; i < n_outs; seg += (int)outs[i].w->rows, i++) {
             const int width = (int)outs[i].w->rows;
-            const float *b = outs[i].bias && outs[i].bias->data ? outs[i].bias->data : NULL;
             float *o = outs[i].out + (size_t)t * width;
-            for (int r = 0; r < width; r++) {
-                float v = b ? b[r] : 0.0f;
-                for (int th = 0; th < nth; th++) v += c->scratch[(size_t)th * c->scratch_per_thread + seg + r];
-                o[r] = outs[i].accumulate ? o[r] + v : v;
-            }
+            if (outs[i].bias && outs[i].bias->data) ac_vec_mad(width, sum + seg, outs[i].bias->data, 1.0f);
+            for (int th = 1; th < nth; th++)
+                ac_vec_mad(width, sum + seg, c->scratch + (size_t)th * c->scratch_per_thread + seg, 1.0f);
+            if (outs[i].accumulate)
+                ac_vec_mad(width, o, sum + seg, 1.0f);
+            else
+                memcpy(o, sum + seg, sizeof(float) * (size_t)width);
         }
         c->weight_bytes += (double)c->nz_count[t] * (double)ac_row_size(wt->type, wt->cols);
     }

@@ -340,7 +340,7 @@ static inline void walk_int(const uint8_t *base, size_t row_bytes, const int32_t
     const int nb = n_out / 32, n_chunks = (nb + blocks_per_chunk - 1) / blocks_per_chunk;
     const int code_bytes = 64 / blocks_per_chunk, n_groups = (n_idx + GROUP - 1) / GROUP;
     const size_t codes_at = (size_t)nb * (has_m ? 4 : 2);
-    const size_t pace = (((row_bytes + 64) / (size_t)n_chunks) + 64) & ~(size_t)63;
+    const int lines = (int)((row_bytes + 127) / 64); /* cache lines a row may touch */
     int ahead = (int)(PREFETCH_BYTES / (GROUP * row_bytes));
     if (ahead < 1) ahead = 1;
     for (int g = 0; g < n_groups; g++) {
@@ -348,18 +348,18 @@ static inline void walk_int(const uint8_t *base, size_t row_bytes, const int32_t
         const int n = ac_sparse_group(idx, n_idx, g, r);
         const int n_next = g + ahead < n_groups ? ac_sparse_group(idx, n_idx, g + ahead, rn) : 0;
         const uint8_t *row[GROUP];
+        const char *next[GROUP];
         float xs[GROUP];
         for (int i = 0; i < GROUP; i++) {
             row[i] = base + (size_t)r[i < n ? i : 0] * row_bytes;
             xs[i] = i < n ? x[r[i]] : 0.0f;
         }
+        for (int i = 0; i < n_next; i++) next[i] = (const char *)base + (size_t)rn[i] * row_bytes;
         group_scales(row, xs, nb, bias, has_m, s);
         for (int c = 0; c < n_chunks; c++) {
-            for (int i = 0; i < n_next; i++) {
-                const char *p = (const char *)base + (size_t)rn[i] * row_bytes;
-                for (size_t b = (size_t)c * pace; b < (size_t)(c + 1) * pace && b < row_bytes + 64; b += 64)
-                    _mm_prefetch(p + b, _MM_HINT_T1);
-            }
+            const int l0 = c * lines / n_chunks, l1 = (c + 1) * lines / n_chunks;
+            for (int i = 0; i < n_next; i++)
+                for (int l = l0; l < l1; l++) _mm_prefetch(next[i] + 64 * l, _MM_HINT_T1);
             const int left = (nb - c * blocks_per_chunk) * code_bytes;
             const __mmask64 m = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
             chunk(row, codes_at + 64 * (size_t)c, m, s, c);
