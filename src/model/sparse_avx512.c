@@ -162,11 +162,13 @@ struct int_scratch {
 };
 
 static struct int_scratch int_scratch(float *scratch, int n_out) {
+    /* the int32 arrays share the float scratch (loaded and stored by intrinsics only) */
     const size_t nb = (size_t)n_out / 32 + 32, sum = (size_t)n_out + 256;
+    void *ints = scratch + sum;
     return (struct int_scratch){.sum = scratch,
-                                .pc0 = (int32_t *)(scratch + sum),
-                                .pc1 = (int32_t *)(scratch + sum + nb),
-                                .init = (int32_t *)(scratch + sum + 2 * nb),
+                                .pc0 = ints,
+                                .pc1 = (int32_t *)ints + nb,
+                                .init = (int32_t *)ints + 2 * nb,
                                 .step = scratch + sum + 3 * nb,
                                 .off = scratch + sum + 4 * nb};
 }
