@@ -173,12 +173,14 @@ static struct int_scratch int_scratch(float *scratch, int n_out) {
                                 .off = scratch + sum + 4 * nb};
 }
 
-/* Low bytes of c0..c3 as the bytes of one int32 per lane. */
+/* Low bytes of c0..c3 as the bytes of one int32 per lane (bitwise
+ * selects: 0xd8 takes the second operand where the third one has a 1 bit,
+ * else the first). */
 static inline __m512i pack_bytes(__m512i c0, __m512i c1, __m512i c2, __m512i c3) {
-    const __m512i ff = _mm512_set1_epi32(0xff);
-    const __m512i lo = _mm512_or_si512(_mm512_and_si512(c0, ff), _mm512_slli_epi32(_mm512_and_si512(c1, ff), 8));
-    const __m512i hi = _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(c2, ff), 16), _mm512_slli_epi32(c3, 24));
-    return _mm512_or_si512(lo, hi);
+    const __m512i lo = _mm512_ternarylogic_epi32(_mm512_slli_epi32(c1, 8), c0, _mm512_set1_epi32(0xff), 0xd8);
+    const __m512i hi = _mm512_ternarylogic_epi32(_mm512_slli_epi32(c3, 24), _mm512_slli_epi32(c2, 16),
+                                                 _mm512_set1_epi32(0xff0000), 0xd8);
+    return _mm512_ternarylogic_epi32(hi, lo, _mm512_set1_epi32(0xffff), 0xd8);
 }
 
 /* The per-block values of one group (rows: its 8 rows, xs 0 for padding)
@@ -196,15 +198,16 @@ static inline void group_scales(const uint8_t *const *row, const float *xs, int 
             amax = _mm512_max_ps(amax, _mm512_abs_ps(sv[r]));
         }
         const __m512 inv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(amax, zero, _CMP_GT_OQ), v127, amax);
-        __m512i c[GROUP], sum_c = _mm512_setzero_si512();
+        __m512i c[GROUP];
         #pragma GCC unroll 8
-        for (int r = 0; r < GROUP; r++) {
-            c[r] = _mm512_cvtps_epi32(_mm512_mul_ps(sv[r], inv));
-            sum_c = _mm512_add_epi32(sum_c, c[r]);
-        }
-        _mm512_storeu_si512(s->pc0 + b, pack_bytes(c[0], c[1], c[2], c[3]));
-        _mm512_storeu_si512(s->pc1 + b, pack_bytes(c[4], c[5], c[6], c[7]));
-        _mm512_storeu_si512(s->init + b, _mm512_mullo_epi32(sum_c, _mm512_set1_epi32(-bias)));
+        for (int r = 0; r < GROUP; r++) c[r] = _mm512_cvtps_epi32(_mm512_mul_ps(sv[r], inv));
+        const __m512i pc0 = pack_bytes(c[0], c[1], c[2], c[3]), pc1 = pack_bytes(c[4], c[5], c[6], c[7]);
+        _mm512_storeu_si512(s->pc0 + b, pc0);
+        _mm512_storeu_si512(s->pc1 + b, pc1);
+        /* -bias * sum of c: the packed coefficients dotted with bias bytes */
+        const __m512i vb = _mm512_set1_epi8((char)bias);
+        const __m512i bias_c = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), vb, pc0), vb, pc1);
+        _mm512_storeu_si512(s->init + b, _mm512_sub_epi32(_mm512_setzero_si512(), bias_c));
         _mm512_storeu_ps(s->step + b, _mm512_div_ps(amax, v127));
         if (has_m) {
             __m512 off = _mm512_loadu_ps(s->off + b);
