@@ -4,6 +4,7 @@
  * and the sparse engine against the plain one. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,33 +44,47 @@ static void test_vec_mad(void **state) {
 }
 
 /* Every fused kernel against the reference: row widths of the model's
- * sites (q|k|v 960, gate|up 3072) and odd ones, kept-row counts around the
- * kernel's group size (8) and its remainder, whole rows and block-aligned
- * slices, a misaligned matrix. */
+ * sites (q|k|v 960, gate|up 3072) and odd block counts (a Q4_0 chunk is 4
+ * blocks, Q2_0's 8, the scales go 16 blocks at a time), kept-row counts
+ * around the group size (8) and its remainder, a misaligned matrix. The
+ * integer kernels must equal their reference bit for bit, the float ones
+ * up to summation order; the integer reference must stay within its
+ * coefficient rounding of the exact sum: each term's error is at most half
+ * a step, a step at most max|x_r d_rb| / 127. */
 static void test_sparse_gemv(void **state) {
     (void)state;
     ac_quant_init();
     static const uint32_t types[] = {AC_TYPE_F16, AC_TYPE_Q8_0, AC_TYPE_Q4_0, AC_TYPE_Q4_1, AC_TYPE_Q2_0};
-    static const int widths[] = {32, 96, 576, 960, 3072, 17, 100};
+    static const int widths[] = {32, 64, 96, 160, 288, 544, 576, 960, 3072, 17, 100};
     static const int counts[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 150};
     enum { N_IN = 160 };
     uint64_t s = 7;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        ac_sparse_gemv_fn fast = ac_sparse_gemv_avx512(types[ti]);
-        if (!fast || !__builtin_cpu_supports("avx512bw")) {
-            printf("  %s: no fused kernel on this CPU\n", ac_type_traits(types[ti])->name);
-            continue;
-        }
-        const struct ac_type_traits *t = ac_type_traits(types[ti]);
+        const uint32_t type = types[ti];
+        const bool is_int = type == AC_TYPE_Q8_0 || type == AC_TYPE_Q4_0 || type == AC_TYPE_Q2_0;
+        const float q_max = type == AC_TYPE_Q8_0 ? 127.0f : type == AC_TYPE_Q4_0 ? 8.0f : 3.0f;
+        ac_sparse_gemv_fn fast = ac_sparse_gemv_avx512(type);
+        const bool has_fast = fast && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+        if (!has_fast) printf("  %s: no fused kernel on this CPU\n", ac_type_traits(type)->name);
+        const struct ac_type_traits *t = ac_type_traits(type);
         for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
             const int n_out = widths[wi];
             if (n_out % t->blck_size) continue;
-            const size_t row = ac_row_size(types[ti], n_out);
-            uint8_t *w = malloc(row * N_IN + 1);
-            float *f = malloc(sizeof(float) * n_out);
+            const size_t row = ac_row_size(type, n_out);
+            uint8_t *w = malloc(row * N_IN + 1), *tmp = malloc(row);
+            float *f = malloc(sizeof(float) * n_out), *deq = malloc(sizeof(float) * n_out * N_IN);
+            float scale_max[N_IN]; /* max |d_rb| of each row */
             for (int r = 0; r < N_IN; r++) {
                 for (int i = 0; i < n_out; i++) f[i] = frand(&s);
-                t->from_float_ref(f, w + 1 + row * r, n_out);
+                ac_sparse_pack_row(type, f, w + 1 + row * r, n_out, tmp);
+                t->from_float_ref(f, tmp, n_out);
+                t->to_float(tmp, deq + (size_t)r * n_out, n_out);
+                scale_max[r] = 0.0f;
+                for (int b = 0; is_int && b < n_out / 32; b++) {
+                    uint16_t d;
+                    memcpy(&d, tmp + (size_t)b * t->type_size, 2);
+                    scale_max[r] = fmaxf(scale_max[r], fabsf(ac_fp16_to_fp32(d)));
+                }
             }
             float x[N_IN];
             for (int r = 0; r < N_IN; r++) x[r] = frand(&s);
@@ -78,25 +93,63 @@ static void test_sparse_gemv(void **state) {
                 int32_t idx[N_IN];
                 const int n_idx = counts[ci];
                 for (int k = 0; k < n_idx; k++) idx[k] = (int32_t)((long)k * N_IN / (n_idx > 0 ? n_idx : 1));
-                for (int part = 0; part < 2; part++) {
-                    const int64_t off = part ? 32 : 0;
-                    const int len = part ? (n_out > 64 ? n_out - 64 : 0) : n_out;
-                    if (len == 0) continue;
-                    float *a = calloc((size_t)len, sizeof(float)), *b = calloc((size_t)len, sizeof(float));
-                    float *scratch = malloc(sizeof(float) * (size_t)len);
-                    for (int i = 0; i < len; i++) a[i] = b[i] = 0.25f * (float)(i % 5);
-                    fast(types[ti], w + 1, row, off, idx, n_idx, x, a, len, scratch);
-                    ac_sparse_gemv_ref(types[ti], w + 1, row, off, idx, n_idx, x, b, len, scratch);
-                    for (int i = 0; i < len; i++)
-                        if (fabsf(a[i] - b[i]) > 1e-4f * (1.0f + fabsf(b[i])))
-                            fail_msg("%s width %d off %lld rows %d: [%d] %g vs %g", t->name, n_out, (long long)off,
-                                     n_idx, i, (double)a[i], (double)b[i]);
-                    free(a), free(b), free(scratch);
+                float *a = malloc(sizeof(float) * n_out), *b = malloc(sizeof(float) * n_out);
+                float *scratch = malloc(sizeof(float) * ac_sparse_scratch_floats(n_out));
+                for (int i = 0; i < n_out; i++) a[i] = b[i] = 0.25f * (float)(i % 5);
+                ac_sparse_gemv_ref(type, w + 1, row, idx, n_idx, x, b, n_out, scratch);
+                if (has_fast) {
+                    fast(type, w + 1, row, idx, n_idx, x, a, n_out, scratch);
+                    for (int i = 0; i < n_out; i++)
+                        if (is_int ? a[i] != b[i] : fabsf(a[i] - b[i]) > 1e-4f * (1.0f + fabsf(b[i])))
+                            fail_msg("%s width %d rows %d: [%d] %g vs %g", t->name, n_out, n_idx, i, (double)a[i],
+                                     (double)b[i]);
                 }
+                float term_max = 0.0f;
+                for (int k = 0; k < n_idx; k++) term_max = fmaxf(term_max, fabsf(x[idx[k]]) * scale_max[idx[k]]);
+                for (int i = 0; i < n_out; i++) {
+                    double exact = 0.25 * (i % 5), mag = 1.0;
+                    for (int k = 0; k < n_idx; k++) {
+                        exact += (double)x[idx[k]] * deq[(size_t)idx[k] * n_out + i];
+                        mag += fabs((double)x[idx[k]] * deq[(size_t)idx[k] * n_out + i]);
+                    }
+                    const double bound = (is_int ? n_idx * 0.5 / 127.0 * term_max * q_max : 0.0) + 1e-5 * mag;
+                    if (fabs(b[i] - exact) > bound)
+                        fail_msg("%s width %d rows %d: reference [%d] %g vs exact %g (bound %g)", t->name, n_out,
+                                 n_idx, i, (double)b[i], exact, bound);
+                }
+                free(a), free(b), free(scratch);
             }
-            free(w), free(f);
+            free(w), free(tmp), free(f), free(deq);
         }
     }
+}
+
+/* Thresholding, SIMD against scalar: sizes around the vector width,
+ * thresholds keeping none, some and all, a NaN (kept, as in the
+ * reference), exact zeros. */
+static void test_sparse_select(void **state) {
+    (void)state;
+    if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vnni")) {
+        printf("  no AVX-512 on this CPU\n");
+        return;
+    }
+    const ac_sparse_select_fn fast = ac_sparse_select_avx512();
+    static const int sizes[] = {1, 7, 15, 16, 17, 33, 576, 1023, 1536};
+    static const float thrs[] = {0.0f, 0.3f, 0.7f, 2.0f};
+    uint64_t s = 3;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (size_t ti = 0; ti < sizeof thrs / sizeof thrs[0]; ti++) {
+            const int n = sizes[si];
+            float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+            int32_t *ia = malloc(sizeof(int32_t) * (n + 16)), *ib = malloc(sizeof(int32_t) * (n + 16));
+            for (int i = 0; i < n; i++) a[i] = b[i] = i % 11 == 3 ? 0.0f : frand(&s);
+            if (n > 5) a[5] = b[5] = NAN;
+            const int ka = fast(a, n, thrs[ti], ia), kb = ac_sparse_select_ref(b, n, thrs[ti], ib);
+            assert_int_equal(ka, kb);
+            assert_memory_equal(ia, ib, sizeof(int32_t) * (size_t)kb);
+            assert_memory_equal(a, b, sizeof(float) * (size_t)n);
+            free(a), free(b), free(ia), free(ib);
+        }
 }
 
 /* The transposed weights of the tiny F32 models (stored exactly): each
@@ -162,6 +215,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_mad),
         cmocka_unit_test(test_sparse_gemv),
+        cmocka_unit_test(test_sparse_select),
         cmocka_unit_test(test_sparse_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

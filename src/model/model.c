@@ -393,12 +393,8 @@ int ac_model_prepare_sparse_from(struct ac_model *m, const struct ac_model *sour
             }
             const uint32_t tt = site_type(w, n);
             const size_t row = ac_row_size(tt, width);
-            for (int64_t c = 0; c < cols; c++) {
-                if (tt == AC_TYPE_F32)
-                    memcpy(buf + off + (size_t)c * row, trans + c * width, row);
-                else
-                    ac_type_traits(tt)->from_float_ref(trans + c * width, buf + off + (size_t)c * row, width);
-            }
+            for (int64_t c = 0; c < cols; c++) /* dense is free by now: the packer's scratch */
+                ac_sparse_pack_row(tt, trans + c * width, buf + off + (size_t)c * row, width, (uint8_t *)dense);
             m->layers[l].sparse_t[s] =
                 (struct ac_tensor){.data = buf + off, .type = tt, .cols = width, .rows = cols, .bytes = row * (size_t)cols};
             off += (row * (size_t)cols + 63) & ~(size_t)63;
@@ -527,13 +523,15 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     c->widest = (int)widest;
     c->xq_row_cap = widest * sizeof(float); /* no activation type is wider than F32 */
     /* attention needs the scores of one task's rows (attn_tokens_per_task
-     * tokens x a GQA group) over the padded context; a sparse matmul needs two
-     * rows of its site's outputs (q|k|v or gate|up side by side at most) */
+     * tokens x a GQA group) over the padded context; a sparse matmul needs a
+     * row of its site's outputs (q|k|v or gate|up side by side at most) and
+     * its kernel's scratch */
     size_t site_out = q_dim + 2 * kv_dim > 2 * ffn ? q_dim + 2 * kv_dim : 2 * ffn;
     if (site_out < dim) site_out = dim;
     c->n_ctx_pad = (c->n_ctx + AC_ATTN_TILE - 1) / AC_ATTN_TILE * AC_ATTN_TILE;
     c->scratch_per_thread = (size_t)attn_tokens_per_task(cfg) * (size_t)(cfg->n_heads / cfg->n_kv_heads) * c->n_ctx_pad + 16;
-    if (c->scratch_per_thread < 2 * site_out + 16) c->scratch_per_thread = 2 * site_out + 16;
+    const size_t sparse_scratch = site_out + ac_sparse_scratch_floats((int)site_out);
+    if (c->scratch_per_thread < sparse_scratch) c->scratch_per_thread = sparse_scratch;
     const size_t kv_elems = (size_t)cfg->n_layers * (size_t)c->n_ctx_pad * kv_dim;
     c->x = ac_alloc_aligned(B * dim * sizeof(float));
     c->xn = ac_alloc_aligned(B * dim * sizeof(float));
@@ -552,7 +550,7 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     c->rope_cos = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
     c->rope_sin = ac_alloc_aligned(B * (size_t)cfg->rope_dim / 2 * sizeof(float));
     c->skip_layer = calloc((size_t)cfg->n_layers, sizeof *c->skip_layer);
-    c->nz_idx = malloc(B * widest * sizeof *c->nz_idx);
+    c->nz_idx = malloc((B * widest + 16) * sizeof *c->nz_idx); /* + the 16 ac_sparse_select may store past */
     c->nz_count = malloc(B * sizeof *c->nz_count);
     if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->xq || !c->q16 || !c->k16 ||
         !c->scratch || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->skip_layer || !c->nz_idx ||
@@ -768,18 +766,9 @@ static void prepare_site(struct ac_context *c, int layer, enum ac_sparse_site si
     }
     if (!c->threshold) return;
     const float thr = c->threshold[(size_t)layer * AC_SITE_COUNT + site];
-    for (int t = 0; t < n; t++) {
-        float *xr = x + (size_t)t * width;
-        int32_t *idx = c->nz_idx + (size_t)t * c->widest;
-        int k = 0;
-        for (int i = 0; i < width; i++) {
-            if (fabsf(xr[i]) < thr)
-                xr[i] = 0.0f;
-            else
-                idx[k++] = i;
-        }
-        c->nz_count[t] = k;
-    }
+    const ac_sparse_select_fn select = ac_sparse_select();
+    for (int t = 0; t < n; t++)
+        c->nz_count[t] = select(x + (size_t)t * width, width, thr, c->nz_idx + (size_t)t * c->widest);
 }
 
 struct sparse_job {
@@ -798,14 +787,14 @@ static void sparse_worker(void *arg, int ith, int nth) {
     const int n_out = (int)wt->cols;
     const ac_sparse_gemv_fn gemv = ac_sparse_gemv(wt->type);
     float *acc = j->c->scratch + (size_t)ith * j->c->scratch_per_thread;
-    float *deq = acc + n_out;
+    float *kernel_scratch = acc + n_out;
     const int t = j->token;
     const int n_nz = j->c->nz_count[t], per = (n_nz + nth - 1) / nth;
     const int k0 = per * ith, k1 = k0 + per < n_nz ? k0 + per : n_nz;
     memset(acc, 0, (size_t)n_out * sizeof(float));
     if (k0 < k1)
-        gemv(wt->type, wt->data, ac_row_size(wt->type, n_out), 0, j->c->nz_idx + (size_t)t * j->c->widest + k0,
-             k1 - k0, j->x + (size_t)t * wt->rows, acc, n_out, deq);
+        gemv(wt->type, wt->data, ac_row_size(wt->type, n_out), j->c->nz_idx + (size_t)t * j->c->widest + k0, k1 - k0,
+             j->x + (size_t)t * wt->rows, acc, n_out, kernel_scratch);
 }
 
 /* One matrix that reads a site's input: out (+)= x · wᵀ (+ bias). */
@@ -833,15 +822,20 @@ static void site_matmul(struct ac_context *c, const struct ac_layer *L, enum ac_
     for (int t = 0; t < n; t++) {
         struct sparse_job j = {.c = c, .wt = wt, .x = x, .token = t};
         ac_pool_run(c->pool, sparse_worker, &j);
+        /* per output: bias + thread 0's sum + thread 1's ..., then added to
+         * or stored in out; summed in place in thread 0's sums (a mad by 1
+         * is an exact add) */
+        float *sum = c->scratch;
         for (int i = 0, seg = 0; i < n_outs; seg += (int)outs[i].w->rows, i++) {
             const int width = (int)outs[i].w->rows;
-            const float *b = outs[i].bias && outs[i].bias->data ? outs[i].bias->data : NULL;
             float *o = outs[i].out + (size_t)t * width;
-            for (int r = 0; r < width; r++) {
-                float v = b ? b[r] : 0.0f;
-                for (int th = 0; th < nth; th++) v += c->scratch[(size_t)th * c->scratch_per_thread + seg + r];
-                o[r] = outs[i].accumulate ? o[r] + v : v;
-            }
+            if (outs[i].bias && outs[i].bias->data) ac_vec_mad(width, sum + seg, outs[i].bias->data, 1.0f);
+            for (int th = 1; th < nth; th++)
+                ac_vec_mad(width, sum + seg, c->scratch + (size_t)th * c->scratch_per_thread + seg, 1.0f);
+            if (outs[i].accumulate)
+                ac_vec_mad(width, o, sum + seg, 1.0f);
+            else
+                memcpy(o, sum + seg, sizeof(float) * (size_t)width);
         }
         c->weight_bytes += (double)c->nz_count[t] * (double)ac_row_size(wt->type, wt->cols);
     }
