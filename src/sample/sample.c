@@ -37,22 +37,24 @@ float ac_rng_uniform(uint64_t *state) {
     return (float)((x * 0x2545f4914f6cdd1dull) >> 40) / 16777216.0f; /* 24 bits */
 }
 
-int32_t ac_argmax(const float *logits, int n) {
-    int32_t best = 0;
-    float top = logits[0];
-    /* runs of 16 tested at once (vectorized); the first maximum wins */
-    for (int i = 1; i < n;) {
-        if (i + 16 <= n) {
-            int any = 0;
-            for (int j = 0; j < 16; j++) any |= logits[i + j] > top;
-            if (!any) {
-                i += 16;
-                continue;
-            }
-        }
-        for (const int end = i + 16 < n ? i + 16 : n; i < end; i++)
-            if (logits[i] > top) top = logits[best = i];
+/* The first i in [from, n) with logits[i] > bound, else n. Runs of 16 are
+ * tested at once (a loop the compiler vectorizes): scanning for a new
+ * maximum or a better top-k candidate skips almost all of a vocabulary. */
+static int next_above(const float *logits, int from, int n, float bound) {
+    int i = from;
+    for (; i + 16 <= n; i += 16) {
+        int any = 0;
+        for (int j = 0; j < 16; j++) any |= logits[i + j] > bound;
+        if (any) break;
     }
+    for (; i < n; i++)
+        if (logits[i] > bound) return i;
+    return n;
+}
+
+int32_t ac_argmax(const float *logits, int n) {
+    int32_t best = 0; /* the first maximum wins */
+    for (int i = 1; (i = next_above(logits, i, n, logits[best])) < n; i++) best = i;
     return best;
 }
 
@@ -90,25 +92,10 @@ static void top_m(const float *logits, int n, int m, struct ac_prob_item *items)
     for (int i = 0; i < m; i++) items[i] = (struct ac_prob_item){.p = logits[i], .id = i};
     if (m < n) {
         for (int i = m / 2 - 1; i >= 0; i--) sift_down(items, m, i);
-        /* a later id with the root's logit ranks below it: strict >. Runs
-         * of 16 are tested at once (a loop the compiler vectorizes): once
-         * the heap holds good candidates almost every run is skipped. */
-        float root = items[0].p;
-        for (int i = m; i < n;) {
-            if (i + 16 <= n) {
-                int any = 0;
-                for (int j = 0; j < 16; j++) any |= logits[i + j] > root;
-                if (!any) {
-                    i += 16;
-                    continue;
-                }
-            }
-            for (const int end = i + 16 < n ? i + 16 : n; i < end; i++)
-                if (logits[i] > root) {
-                    items[0] = (struct ac_prob_item){.p = logits[i], .id = i};
-                    sift_down(items, m, 0);
-                    root = items[0].p;
-                }
+        /* a later id with the root's logit ranks below it: strict > */
+        for (int i = m; (i = next_above(logits, i, n, items[0].p)) < n; i++) {
+            items[0] = (struct ac_prob_item){.p = logits[i], .id = i};
+            sift_down(items, m, 0);
         }
     }
     qsort(items, (size_t)m, sizeof *items, by_prob_desc);
