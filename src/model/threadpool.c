@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -27,7 +28,11 @@ struct ac_pool {
     ac_task_fn fn;
     void *arg;
     atomic_uint generation; /* bumped once per ac_pool_run */
-    atomic_int pending;     /* workers still running the current task */
+    /* (generation << 32) | next unclaimed share: shares are claimed, not
+     * assigned, so that when a worker is descheduled (a busy machine) the
+     * others run its share instead of waiting for it */
+    _Atomic uint64_t claim;
+    atomic_int done; /* shares finished in the current run */
     atomic_int sleepers;
     atomic_bool stop;
     pthread_mutex_t mu;
@@ -38,6 +43,20 @@ struct worker_arg {
     struct ac_pool *p;
     int ith;
 };
+
+/* Claims and runs shares of run `gen` until none is left. */
+static void run_shares(struct ac_pool *p, unsigned gen) {
+    uint64_t cur = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (;;) {
+        if ((unsigned)(cur >> 32) != gen || (int)(uint32_t)cur >= p->n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &cur, cur + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        p->fn(p->arg, (int)(uint32_t)cur, p->n);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel);
+        cur = atomic_load_explicit(&p->claim, memory_order_acquire);
+    }
+}
 
 static void *worker_main(void *v) {
     struct worker_arg wa = *(struct worker_arg *)v;
@@ -66,8 +85,7 @@ static void *worker_main(void *v) {
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
-        p->fn(p->arg, wa.ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        run_shares(p, g);
     }
 }
 
@@ -126,15 +144,17 @@ void ac_pool_run(struct ac_pool *p, ac_task_fn fn, void *arg) {
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    const unsigned gen = atomic_load_explicit(&p->generation, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
     atomic_fetch_add(&p->generation, 1); /* seq_cst: ordered before the sleepers check */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
-    fn(arg, 0, p->n);
-    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+    run_shares(p, gen);
+    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->n; spins++) {
         if (spins < SPIN_ITERS)
             cpu_relax();
         else
