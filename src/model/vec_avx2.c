@@ -63,7 +63,8 @@ static inline __attribute__((always_inline)) void score_tile(int d, int nr, cons
         const __m256 k2 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k16 + AC_ATTN_TILE)));
         const __m256 k3 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k16 + AC_ATTN_TILE + 8)));
         for (int r = 0; r < nr; r++) {
-            const __m256 qe = _mm256_set1_ps(q[r][i]), qo = _mm256_set1_ps(q[r][i + 1]);
+            /* q[r][0 .. d) is set: the callers take d as a positive multiple of 16 */
+            const __m256 qe = _mm256_set1_ps(q[r][i]), qo = _mm256_set1_ps(q[r][i + 1]); // NOLINT(clang-analyzer-core.CallAndMessage)
             acc[r][0] = _mm256_fmadd_ps(qe, k0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(qe, k1, acc[r][1]);
             odd[r][0] = _mm256_fmadd_ps(qo, k2, odd[r][0]);

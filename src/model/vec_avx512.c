@@ -50,7 +50,8 @@ static inline __attribute__((always_inline)) void score_tile(int d, int nr, cons
         const __m512 k0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tile + (size_t)i * AC_ATTN_TILE)));
         const __m512 k1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(tile + (size_t)(i + 1) * AC_ATTN_TILE)));
         for (int r = 0; r < nr; r++) {
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][i]), k0, acc[r]);
+            /* q[r][0 .. d) is set: the callers take d as a positive multiple of 16 */
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][i]), k0, acc[r]); // NOLINT(clang-analyzer-core.CallAndMessage)
             odd[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r][i + 1]), k1, odd[r]);
         }
     }
