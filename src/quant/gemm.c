@@ -111,7 +111,7 @@ int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_
     const size_t blk = ac_type_traits(type)->type_size, qs = x16_row_qs(type);
     const int64_t nb = n / ac_type_traits(type)->blck_size;
     const size_t group = AC_X16_ROWS * ac_row_size(type, n);
-    const uint8_t bias = x16_bias(type);
+    const uint32_t bias = x16_bias(type) * 0x01010101u; /* per byte of a dword */
     uint8_t *g = dst;
     for (int64_t r0 = 0; r0 < n_rows; r0 += AC_X16_ROWS, g += group) {
         uint8_t *scales = g + x16_qs_at(type, nb);
@@ -121,7 +121,12 @@ int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_
             for (int64_t b = 0; b < nb; b++) {
                 const uint8_t *src = row + (size_t)b * blk; /* d, then qs */
                 uint8_t *q = g + x16_qs_at(type, b) + 4 * r;
-                for (size_t i = 0; i < qs; i++) q[64 * (i / 4) + i % 4] = src[sizeof(ac_half) + i] ^ bias;
+                for (size_t j = 0; j < qs / 4; j++) {
+                    uint32_t v;
+                    memcpy(&v, src + sizeof(ac_half) + 4 * j, 4);
+                    v ^= bias;
+                    memcpy(q + 64 * j, &v, 4);
+                }
                 memcpy(scales + ((size_t)b * AC_X16_ROWS + (size_t)r) * sizeof(ac_half), src, sizeof(ac_half));
             }
         }
