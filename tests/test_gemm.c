@@ -5,7 +5,7 @@
  * row and token counts that are not multiples of any tile (rows 1, 7, 33;
  * tokens 1, 3, 5, 17), with misaligned pointers and padded strides, with
  * and without bias and accumulation; one token at a time must give the
- * batch's bits. The q4_0x16 layout's kernels give the plain ones' bits.
+ * batch's bits. The x16 layouts' kernels (Q4_0, Q8_0) give the plain ones' bits.
  * Then end to end: a tiny model with quantized matrices gives
  * the same logits through the gemm kernels as through the scalar vec_dot
  * path, within 1e-3 of the largest logit, and token by token the same bits
@@ -178,21 +178,22 @@ static void test_gemm_bits_per_token(void **state) {
     assert_true(checked >= 5);
 }
 
-/* The q4_0x16 layout: its scalar reference gives vec_dot_ref's bits, and
- * its AVX-512 kernel the plain Q4_0 kernel's bits (one token and batches,
- * every option), at row counts that leave a ragged last group, from an odd
- * address. */
-static void check_q4_0x16(int n, int n_rows, int n_tokens) {
-    const size_t wrow = ac_row_size(AC_TYPE_Q4_0, n), xrow = ac_row_size(AC_TYPE_Q8_0, n);
+/* The x16 layouts (Q4_0, Q8_0): the scalar reference gives vec_dot_ref's
+ * bits, and the AVX-512 kernel the plain kernel's bits (one token and
+ * batches, every option), at row counts that leave a ragged last group,
+ * from an odd address. */
+static void check_x16(uint32_t type, int n, int n_rows, int n_tokens) {
+    const char *name = ac_type_traits(type)->name;
+    const size_t wrow = ac_row_size(type, n), xrow = ac_row_size(AC_TYPE_Q8_0, n);
     const size_t w_stride = wrow + 3, out_stride = (size_t)n_rows + 2, n_out = out_stride * (size_t)n_tokens;
-    const size_t psize = ac_q4_0x16_size(n_rows, n);
+    const size_t psize = ac_x16_size(type, n_rows, n);
     assert_int_equal(psize, (size_t)((n_rows + 15) / 16 * 16) * wrow);
     uint8_t *wbuf = malloc(w_stride * (size_t)n_rows), *x = malloc(xrow * (size_t)n_tokens);
     uint8_t *pbuf = malloc(psize + 1), *packed = pbuf + 1;
-    fill_rows(AC_TYPE_Q4_0, wbuf, w_stride, n_rows, n, 0.5f);
+    fill_rows(type, wbuf, w_stride, n_rows, n, 0.5f);
     fill_rows(AC_TYPE_Q8_0, x, xrow, n_tokens, n, 2.0f);
     char err[256] = "";
-    assert_int_equal(ac_q4_0x16_pack(packed, wbuf, w_stride, n_rows, n, err), 0);
+    assert_int_equal(ac_x16_pack(type, packed, wbuf, w_stride, n_rows, n, err), 0);
     float *bias = malloc(sizeof(float) * (size_t)n_rows), *init = malloc(sizeof(float) * n_out);
     for (int r = 0; r < n_rows; r++) bias[r] = rng_sym();
     for (size_t i = 0; i < n_out; i++) init[i] = rng_sym();
@@ -203,20 +204,21 @@ static void check_q4_0x16(int n, int n_rows, int n_tokens) {
         const bool acc = opt & 2;
         memcpy(want, init, sizeof(float) * n_out);
         memcpy(got, init, sizeof(float) * n_out);
-        ac_gemm_by_dot(ac_type_traits(AC_TYPE_Q4_0)->vec_dot_ref, n, want, out_stride, wbuf, w_stride, n_rows, x,
-                       xrow, n_tokens, b, acc);
-        ac_gemm_q4_0x16_ref(n, got, out_stride, packed, wrow, n_rows, x, xrow, n_tokens, b, acc);
+        ac_gemm_by_dot(ac_type_traits(type)->vec_dot_ref, n, want, out_stride, wbuf, w_stride, n_rows, x, xrow,
+                       n_tokens, b, acc);
+        ac_gemm_x16_ref(type)(n, got, out_stride, packed, wrow, n_rows, x, xrow, n_tokens, b, acc);
         if (memcmp(got, want, sizeof(float) * n_out))
-            fail_msg("q4_0x16 ref n=%d rows=%d tokens=%d opt=%d differs from vec_dot_ref", n, n_rows, n_tokens, opt);
+            fail_msg("%sx16 ref n=%d rows=%d tokens=%d opt=%d differs from vec_dot_ref", name, n, n_rows, n_tokens,
+                     opt);
         if (!simd) continue;
         memcpy(want, init, sizeof(float) * n_out);
         memcpy(got, init, sizeof(float) * n_out);
-        ac_gemm_select(AC_TYPE_Q4_0, AC_SIMD_AVX512VNNI)(n, want, out_stride, wbuf, w_stride, n_rows, x, xrow,
-                                                         n_tokens, b, acc);
-        ac_gemm_q4_0x16_avx512(n, got, out_stride, packed, wrow, n_rows, x, xrow, n_tokens, b, acc);
+        ac_gemm_select(type, AC_SIMD_AVX512VNNI)(n, want, out_stride, wbuf, w_stride, n_rows, x, xrow, n_tokens, b,
+                                                 acc);
+        ac_gemm_x16_avx512(type)(n, got, out_stride, packed, wrow, n_rows, x, xrow, n_tokens, b, acc);
         if (memcmp(got, want, sizeof(float) * n_out))
-            fail_msg("q4_0x16 avx512 n=%d rows=%d tokens=%d opt=%d differs from the q4_0 kernel", n, n_rows,
-                     n_tokens, opt);
+            fail_msg("%sx16 avx512 n=%d rows=%d tokens=%d opt=%d differs from the %s kernel", name, n, n_rows,
+                     n_tokens, opt, name);
     }
     free(wbuf);
     free(x);
@@ -227,23 +229,34 @@ static void check_q4_0x16(int n, int n_rows, int n_tokens) {
     free(got);
 }
 
-static void test_q4_0x16(void **state) {
+static void test_x16(void **state) {
     (void)state;
     ac_quant_init();
+    static const uint32_t types[] = {AC_TYPE_Q4_0, AC_TYPE_Q8_0};
     static const int rows[] = {1, 7, 16, 33, 45};
     static const int tokens[] = {1, 3, 8, 17};
     static const int ns[] = {32, 96, 224, 576};
-    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
-        for (size_t b = 0; b < sizeof rows / sizeof rows[0]; b++)
-            for (size_t c = 0; c < sizeof tokens / sizeof tokens[0]; c++) check_q4_0x16(ns[a], rows[b], tokens[c]);
-    /* sizes that are no Q4_0 rows: one error, nothing written */
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        assert_true(ac_x16_has(types[t]));
+        for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+            for (size_t b = 0; b < sizeof rows / sizeof rows[0]; b++)
+                for (size_t c = 0; c < sizeof tokens / sizeof tokens[0]; c++)
+                    check_x16(types[t], ns[a], rows[b], tokens[c]);
+    }
+    /* sizes that are no rows of the type, and types without the layout:
+     * one error, nothing written */
     char err[256] = "";
     uint8_t dst[64], src[64] = {0};
-    assert_int_equal(ac_q4_0x16_size(3, 33), 0);
-    assert_int_equal(ac_q4_0x16_size(0, 32), 0);
-    assert_int_equal(ac_q4_0x16_pack(dst, src, 18, 3, 33, err), -1);
-    assert_non_null(strstr(err, "q4_0x16"));
-    assert_int_equal(ac_q4_0x16_pack(dst, src, 18, -1, 32, err), -1);
+    assert_int_equal(ac_x16_size(AC_TYPE_Q4_0, 3, 33), 0);
+    assert_int_equal(ac_x16_size(AC_TYPE_Q8_0, 0, 32), 0);
+    assert_int_equal(ac_x16_size(AC_TYPE_Q4_1, 16, 32), 0);
+    assert_false(ac_x16_has(AC_TYPE_F16));
+    assert_null(ac_gemm_x16_ref(AC_TYPE_Q4_1));
+    assert_null(ac_quant_gemm_x16(AC_TYPE_F16));
+    assert_int_equal(ac_x16_pack(AC_TYPE_Q4_0, dst, src, 18, 3, 33, err), -1);
+    assert_non_null(strstr(err, "x16"));
+    assert_int_equal(ac_x16_pack(AC_TYPE_Q8_0, dst, src, 34, -1, 32, err), -1);
+    assert_int_equal(ac_x16_pack(AC_TYPE_Q4_1, dst, src, 20, 1, 32, err), -1);
 }
 
 /* ac_quant_gemm follows the level in use: none at scalar, SIMD kernels
@@ -259,9 +272,12 @@ static void test_selection(void **state) {
     assert_int_equal(ac_quant_gemm(AC_TYPE_Q4_1) != NULL, simd);
     assert_null(ac_quant_gemm(AC_TYPE_COUNT));
     ac_quant_force_scalar(true);
-    assert_null(ac_quant_gemm_q4_0x16());
+    assert_null(ac_quant_gemm_x16(AC_TYPE_Q4_0));
+    assert_null(ac_quant_gemm_x16(AC_TYPE_Q8_0));
     ac_quant_force_scalar(false);
-    assert_int_equal(ac_quant_gemm_q4_0x16() != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
+    assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q4_0) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
+    assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q8_0) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
+    assert_null(ac_quant_gemm_x16(AC_TYPE_Q4_1));
 }
 
 /* ---- end to end ---- */
@@ -353,8 +369,8 @@ static void test_model_gemm_vs_vec_dot(void **state) {
         char *path = tiny_model(types[ti]);
         struct ac_model *m;
         assert_int_equal(ac_model_load(&m, path, err), 0);
-        /* Q4_0 matrices get their q4_0x16 copies where the kernel runs */
-        const bool x16 = types[ti] == AC_TYPE_Q4_0 && ac_quant_cpu_has(AC_SIMD_AVX512VNNI);
+        /* Q4_0 and Q8_0 matrices get their x16 copies where the kernel runs */
+        const bool x16 = ac_x16_has(types[ti]) && ac_quant_cpu_has(AC_SIMD_AVX512VNNI);
         assert_int_equal(m->layers[0].w_down.x16 != NULL, x16);
         assert_int_equal(m->output.x16 != NULL, x16);
         for (int threads = 1; threads <= 2; threads++)
@@ -400,7 +416,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_vs_ref),
         cmocka_unit_test(test_gemm_bits_per_token),
-        cmocka_unit_test(test_q4_0x16),
+        cmocka_unit_test(test_x16),
         cmocka_unit_test(test_selection),
         cmocka_unit_test(test_model_gemm_vs_vec_dot),
     };

@@ -114,50 +114,60 @@ static void page_interior(const void *p, size_t n, uintptr_t *lo, uintptr_t *hi)
     if (*hi < *lo) *hi = *lo;
 }
 
-/* Whether the q4_0x16 copy of t replaced the file's pages of it (matmuls
- * read the copy; the tied output shares tok_embd's rows, which the
- * embedding lookup keeps reading). */
+/* Whether the x16 copy of t replaced the file's pages of it (matmuls read
+ * the copy; the tied output shares tok_embd's rows, which the embedding
+ * lookup keeps reading). */
 static bool packed_replaces_file(const struct ac_model *m, const struct ac_tensor *t) {
     return t->x16 && m->file->mapped && !(t == &m->output && t->data == m->tok_embd.data);
 }
 
-/* Copies every Q4_0 matrix into the q4_0x16 layout when the SIMD level has
- * its kernel: decode's 16-row gemv then loads quants and scales as whole
- * vectors instead of transposing 18-byte blocks and gathering scales on
- * every token. The file map is read-only, so the copies are one new
- * allocation (x16_bytes). */
-static int pack_q4_0(struct ac_model *m, char *err) {
-    if (!ac_quant_gemm_q4_0x16()) return 0;
+/* Bytes of t's x16 copy, 64-byte aligned; 0 where the SIMD level has no
+ * kernel for its type's layout. */
+static size_t x16_bytes(const struct ac_tensor *t) {
+    if (!ac_quant_gemm_x16(t->type)) return 0;
+    return (ac_x16_size(t->type, t->rows, t->cols) + 63) & ~(size_t)63;
+}
+
+/* Copies every matrix whose type has an x16 layout (Q4_0, Q8_0) into it
+ * when the SIMD level has its kernel: decode's 16-row gemv then loads
+ * quants and scales as whole vectors instead of transposing blocks and
+ * gathering scales on every token. The file map is read-only, so the copies
+ * are one new allocation (x16_bytes), on huge pages where the kernel gives
+ * them. */
+static int pack_x16(struct ac_model *m, char *err) {
     struct ac_tensor **w = malloc(((size_t)m->cfg.n_layers * 7 + 1) * sizeof *w);
     if (!w) return ac_errf(err, "out of memory");
     const int n = model_matrices(m, w);
     size_t total = 0;
-    for (int i = 0; i < n; i++)
-        if (w[i]->type == AC_TYPE_Q4_0) total += (ac_q4_0x16_size(w[i]->rows, w[i]->cols) + 63) & ~(size_t)63;
-    uint8_t *buf = NULL;
-    if (total && posix_memalign((void **)&buf, HUGE_PAGE, total) != 0) buf = NULL;
-    if (buf) (void)madvise(buf, total, MADV_HUGEPAGE); /* as the sparse copies: fewer TLB misses */
-    if (total && !buf) {
+    for (int i = 0; i < n; i++) total += x16_bytes(w[i]);
+    if (!total) {
         free(w);
-        return ac_errf(err, "out of memory packing q4_0 weights (%zu bytes)", total);
+        return 0;
     }
+    uint8_t *buf = NULL;
+    if (posix_memalign((void **)&buf, HUGE_PAGE, total) != 0) {
+        free(w);
+        return ac_errf(err, "out of memory packing weights into 16-row groups (%zu bytes)", total);
+    }
+    (void)madvise(buf, total, MADV_HUGEPAGE); /* as the sparse copies: fewer TLB misses */
     size_t off = 0;
     for (int i = 0; i < n; i++) {
-        if (w[i]->type != AC_TYPE_Q4_0) continue;
-        if (ac_q4_0x16_pack(buf + off, w[i]->data, ac_row_size(AC_TYPE_Q4_0, w[i]->cols), w[i]->rows, w[i]->cols,
-                            err) != 0) {
+        const size_t bytes = x16_bytes(w[i]);
+        if (!bytes) continue;
+        const size_t row = ac_row_size(w[i]->type, w[i]->cols);
+        if (ac_x16_pack(w[i]->type, buf + off, w[i]->data, row, w[i]->rows, w[i]->cols, err) != 0) {
             ac_free_aligned(buf);
             free(w);
             return -1;
         }
         w[i]->x16 = buf + off;
-        off += (ac_q4_0x16_size(w[i]->rows, w[i]->cols) + 63) & ~(size_t)63;
+        off += bytes;
         if (packed_replaces_file(m, w[i])) {
             /* the file's copy is read no more: give its pages back (they are
              * file-backed and unwritten, so a later read, e.g. by
              * ac_model_prepare_sparse, faults them in from the file again) */
             uintptr_t lo, hi;
-            page_interior(w[i]->data, ac_row_size(AC_TYPE_Q4_0, w[i]->cols) * (size_t)w[i]->rows, &lo, &hi);
+            page_interior(w[i]->data, row * (size_t)w[i]->rows, &lo, &hi);
             if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
         }
     }
@@ -277,7 +287,7 @@ int ac_model_load(struct ac_model **out, const char *path, char *err) {
             m->weight_bytes += specs[s].dst->bytes;
         }
     }
-    if (pack_q4_0(m, err) != 0) goto fail;
+    if (pack_x16(m, err) != 0) goto fail;
     *out = m;
     return 0;
 fail:
@@ -618,7 +628,7 @@ struct matmul_job {
     const float *bias; /* (w->rows) or NULL */
     bool accumulate;  /* out += result instead of out = result */
     ac_gemm_fn gemm;  /* the weight type's gemm kernel, or NULL: vec_dot per (row, token) */
-    const uint8_t *w_data; /* w's rows as gemm reads them: w->data, or w->x16 for the q4_0x16 kernel */
+    const uint8_t *w_data; /* w's rows as gemm reads them: w->data, or w->x16 for the x16 kernel */
 };
 
 /* Rows of W are split into contiguous ranges per thread. With a gemm
@@ -637,7 +647,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
     const int n = (int)w->cols;
     if (j->gemm) {
         /* whole 16-row groups per thread, so only the last has a ragged one
-         * (and a q4_0x16 range starts at one of its groups) */
+         * (and an x16 range starts at one of its groups) */
         const int64_t per = ((w->rows + nth - 1) / nth + 15) / 16 * 16;
         const int64_t r0 = per * ith, r1 = r0 + per < w->rows ? r0 + per : w->rows;
         if (r0 < r1)
@@ -670,7 +680,7 @@ static void matmul(struct ac_context *c, float *out, const float *x, const struc
         .bias = bias && bias->data ? bias->data : NULL, .accumulate = accumulate,
         .gemm = ac_quant_gemm(w->type), .w_data = w->data,
     };
-    const ac_gemm_fn x16 = w->x16 ? ac_quant_gemm_q4_0x16() : NULL;
+    const ac_gemm_fn x16 = w->x16 ? ac_quant_gemm_x16(w->type) : NULL;
     if (x16) j.gemm = x16, j.w_data = w->x16;
     j.xq_stride = quantize_input(c, w, x, n_tokens);
     ac_pool_run(c->pool, matmul_worker, &j);

@@ -20,8 +20,9 @@ struct ac_tensor {
     int64_t cols;  /* ne[0]: the contiguous dimension */
     int64_t rows;  /* ne[1] */
     size_t bytes;
-    /* Q4_0 matrices: the q4_0x16 copy (quant.h) that matmuls read where the
-     * SIMD level has its kernel, else NULL; data stays the file's rows. */
+    /* Q4_0 and Q8_0 matrices: the x16 copy (quant.h) that matmuls read
+     * where the SIMD level has its kernel, else NULL; data stays the file's
+     * rows. */
     const void *x16;
 };
 
@@ -71,7 +72,7 @@ struct ac_model {
     size_t weight_bytes; /* bytes of all weight tensors */
     void *sparse_weights; /* owns the transposed copies */
     size_t sparse_bytes;
-    void *x16_weights; /* owns the q4_0x16 copies */
+    void *x16_weights; /* owns the x16 copies */
     size_t x16_bytes;
 };
 

@@ -74,71 +74,115 @@ ac_gemm_fn ac_quant_gemm(uint32_t type) {
     return NULL;
 }
 
-/* ---- Q4_0 packed 16 rows at a time (layout in quant.h) ---- */
+/* ---- x16 layouts: Q4_0 and Q8_0 packed 16 rows at a time (quant.h) ----
+ * Both types' blocks are an fp16 scale followed by the quants (16 bytes of
+ * nibbles, 32 signed bytes), so one packer serves both; Q8_0's quants are
+ * stored + 128. */
 
-#define X16_QS_BYTES (AC_Q4_0X16_ROWS * QK4_0 / 2) /* quants of one block of a group */
-
-size_t ac_q4_0x16_size(int64_t n_rows, int64_t n) {
-    const size_t row = n > 0 ? ac_row_size(AC_TYPE_Q4_0, n) : 0;
-    if (!row || n_rows < 1) return 0;
-    const int64_t groups = (n_rows + AC_Q4_0X16_ROWS - 1) / AC_Q4_0X16_ROWS;
-    return (size_t)groups * AC_Q4_0X16_ROWS * row;
+bool ac_x16_has(uint32_t type) {
+    return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q8_0;
 }
 
-int ac_q4_0x16_pack(void *dst, const void *w, size_t w_stride, int64_t n_rows, int64_t n, char *err) {
-    const size_t bytes = ac_q4_0x16_size(n_rows, n);
-    if (!bytes) return ac_errf(err, "q4_0x16: cannot pack %lld rows of %lld elements", (long long)n_rows, (long long)n);
-    const int64_t nb = n / QK4_0;
-    const size_t group = bytes / (size_t)((n_rows + AC_Q4_0X16_ROWS - 1) / AC_Q4_0X16_ROWS);
+/* Quant bytes of one row's block, and what each is stored xor'ed with. */
+static size_t x16_row_qs(uint32_t type) {
+    return type == AC_TYPE_Q4_0 ? QK4_0 / 2 : QK8_0;
+}
+static uint8_t x16_bias(uint32_t type) {
+    return type == AC_TYPE_Q8_0 ? 0x80 : 0;
+}
+
+size_t ac_x16_size(uint32_t type, int64_t n_rows, int64_t n) {
+    const size_t row = ac_x16_has(type) && n > 0 ? ac_row_size(type, n) : 0;
+    if (!row || n_rows < 1) return 0;
+    const int64_t groups = (n_rows + AC_X16_ROWS - 1) / AC_X16_ROWS;
+    return (size_t)groups * AC_X16_ROWS * row;
+}
+
+/* Offset in a group of block b's quants; the scales start at b = nb. */
+static size_t x16_qs_at(uint32_t type, int64_t b) {
+    return (size_t)b * AC_X16_ROWS * x16_row_qs(type);
+}
+
+int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_t n_rows, int64_t n, char *err) {
+    const size_t bytes = ac_x16_size(type, n_rows, n);
+    if (!bytes)
+        return ac_errf(err, "x16 layout: cannot pack %lld rows of %lld elements of type %u", (long long)n_rows,
+                       (long long)n, (unsigned)type);
+    const size_t blk = ac_type_traits(type)->type_size, qs = x16_row_qs(type);
+    const int64_t nb = n / ac_type_traits(type)->blck_size;
+    const size_t group = AC_X16_ROWS * ac_row_size(type, n);
+    const uint32_t bias = x16_bias(type) * 0x01010101u; /* per byte of a dword */
     uint8_t *g = dst;
-    for (int64_t r0 = 0; r0 < n_rows; r0 += AC_Q4_0X16_ROWS, g += group) {
-        uint8_t *scales = g + (size_t)nb * X16_QS_BYTES;
-        for (int r = 0; r < AC_Q4_0X16_ROWS; r++) {
+    for (int64_t r0 = 0; r0 < n_rows; r0 += AC_X16_ROWS, g += group) {
+        uint8_t *scales = g + x16_qs_at(type, nb);
+        for (int r = 0; r < AC_X16_ROWS; r++) {
             const int64_t src_row = r0 + r < n_rows ? r0 + r : n_rows - 1;
-            const block_q4_0 *row = (const block_q4_0 *)((const uint8_t *)w + (size_t)src_row * w_stride);
+            const uint8_t *row = (const uint8_t *)w + (size_t)src_row * w_stride;
             for (int64_t b = 0; b < nb; b++) {
-                for (int j = 0; j < 4; j++) memcpy(g + (size_t)b * X16_QS_BYTES + 64 * j + 4 * r, row[b].qs + 4 * j, 4);
-                memcpy(scales + ((size_t)b * AC_Q4_0X16_ROWS + (size_t)r) * sizeof(ac_half), &row[b].d, sizeof(ac_half));
+                const uint8_t *src = row + (size_t)b * blk; /* d, then qs */
+                uint8_t *q = g + x16_qs_at(type, b) + 4 * r;
+                for (size_t j = 0; j < qs / 4; j++) {
+                    uint32_t v;
+                    memcpy(&v, src + sizeof(ac_half) + 4 * j, 4);
+                    v ^= bias;
+                    memcpy(q + 64 * j, &v, 4);
+                }
+                memcpy(scales + ((size_t)b * AC_X16_ROWS + (size_t)r) * sizeof(ac_half), src, sizeof(ac_half));
             }
         }
     }
     return 0;
 }
 
-/* Same sum, in the same order, as vec_dot_q4_0_q8_0_ref. */
-static float dot_q4_0x16_ref(int nb, const uint8_t *group, int r, const block_q8_0 *y) {
-    const uint8_t *scales = group + (size_t)nb * X16_QS_BYTES;
-    float sumf = 0;
-    for (int b = 0; b < nb; b++) {
-        uint8_t qs[QK4_0 / 2];
-        for (int j = 0; j < 4; j++) memcpy(qs + 4 * j, group + (size_t)b * X16_QS_BYTES + 64 * j + 4 * r, 4);
-        ac_half d;
-        memcpy(&d, scales + ((size_t)b * AC_Q4_0X16_ROWS + (size_t)r) * sizeof d, sizeof d);
-        int sumi = 0;
-        for (int j = 0; j < QK4_0 / 2; j++) {
-            sumi += ((qs[j] & 0x0F) - 8) * y[b].qs[j];
-            sumi += ((qs[j] >> 4) - 8) * y[b].qs[j + QK4_0 / 2];
-        }
-        sumf += sumi * (ac_fp16_to_fp32(d) * ac_fp16_to_fp32(y[b].d));
-    }
-    return sumf;
+/* Row r's block b of a packed group, back in the plain layout (blk). */
+static void x16_unpack_block(uint32_t type, const uint8_t *group, int64_t nb, int r, int64_t b, uint8_t *blk) {
+    const uint8_t bias = x16_bias(type);
+    const uint8_t *q = group + x16_qs_at(type, b) + 4 * r;
+    memcpy(blk, group + x16_qs_at(type, nb) + ((size_t)b * AC_X16_ROWS + (size_t)r) * sizeof(ac_half),
+           sizeof(ac_half));
+    for (size_t i = 0; i < x16_row_qs(type); i++) blk[sizeof(ac_half) + i] = q[64 * (i / 4) + i % 4] ^ bias;
 }
 
-void ac_gemm_q4_0x16_ref(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
-                         const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
-    const int nb = n / QK4_0;
+/* vec_dot_ref block by block, summed in block order: vec_dot_ref's own sum
+ * (sumf += each block's product), so the same bits. */
+static void gemm_x16_ref(uint32_t type, int n, float *out, size_t out_stride, const void *w, size_t w_stride,
+                         int n_rows, const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    const struct ac_type_traits *wt = ac_type_traits(type);
+    const size_t yblk = ac_type_traits(wt->vec_dot_type)->type_size;
+    const int bs = wt->blck_size, nb = n / bs;
+    uint8_t blk[sizeof(ac_half) + QK8_0];
     for (int t = 0; t < n_tokens; t++) {
-        const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)x + (size_t)t * x_stride);
+        const uint8_t *y = (const uint8_t *)x + (size_t)t * x_stride;
         float *o = out + (size_t)t * out_stride;
         for (int r = 0; r < n_rows; r++) {
-            const uint8_t *group = (const uint8_t *)w + (size_t)(r / AC_Q4_0X16_ROWS) * AC_Q4_0X16_ROWS * w_stride;
-            float s = dot_q4_0x16_ref(nb, group, r % AC_Q4_0X16_ROWS, y);
+            const uint8_t *group = (const uint8_t *)w + (size_t)(r / AC_X16_ROWS) * AC_X16_ROWS * w_stride;
+            float s = 0;
+            for (int b = 0; b < nb; b++) {
+                float sb;
+                x16_unpack_block(type, group, nb, r % AC_X16_ROWS, b, blk);
+                wt->vec_dot_ref(bs, &sb, blk, y + (size_t)b * yblk);
+                s += sb;
+            }
             if (bias) s += bias[r];
             o[r] = accumulate ? o[r] + s : s;
         }
     }
 }
 
-ac_gemm_fn ac_quant_gemm_q4_0x16(void) {
-    return strcmp(ac_quant_simd_name(), "avx512vnni") ? NULL : ac_gemm_q4_0x16_avx512;
+static void gemm_x16_ref_q4_0(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    gemm_x16_ref(AC_TYPE_Q4_0, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
+}
+
+static void gemm_x16_ref_q8_0(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    gemm_x16_ref(AC_TYPE_Q8_0, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
+}
+
+ac_gemm_fn ac_gemm_x16_ref(uint32_t type) {
+    return type == AC_TYPE_Q4_0 ? gemm_x16_ref_q4_0 : type == AC_TYPE_Q8_0 ? gemm_x16_ref_q8_0 : NULL;
+}
+
+ac_gemm_fn ac_quant_gemm_x16(uint32_t type) {
+    return strcmp(ac_quant_simd_name(), "avx512vnni") ? NULL : ac_gemm_x16_avx512(type);
 }

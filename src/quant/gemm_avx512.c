@@ -304,14 +304,23 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
     }
 }
 
-/* ---- Q4_0 on the q4_0x16 layout (quant.h) ----
- * The layout's block of a group is load_quants' T[0..3] as stored vectors
- * and its scales are 16 consecutive halves, so the kernels below are gemv
- * and repack with those two steps replaced by plain loads: same
- * arithmetic, same bits. */
-#define X16_QS 256 /* quant bytes of one block of a group */
+/* ---- Q4_0 and Q8_0 on the x16 layouts (quant.h) ----
+ * The layout's block of a group is load_quants' transposed vectors as
+ * stored (Q4_0: before the nibbles are split; Q8_0: after the + 128) and
+ * its scales are 16 consecutive halves, so the kernels below are gemv and
+ * repack with those two steps replaced by plain loads: same arithmetic,
+ * same bits. */
 
-AI void load_quants_x16(const uint8_t *qb, __m512i w[8]) {
+AI size_t x16_qs(enum kind k) { /* quant bytes of one block of a group */
+    return k == K_Q4_0 ? 256 : 512;
+}
+
+AI void load_quants_x16(enum kind k, const uint8_t *qb, __m512i w[8]) {
+    if (k == K_Q8_0) {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const void *)(qb + 64 * j));
+        return;
+    }
     const __m512i m4 = _mm512_set1_epi8(0x0F);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
@@ -321,13 +330,13 @@ AI void load_quants_x16(const uint8_t *qb, __m512i w[8]) {
     }
 }
 
-AI __m512 load_scales_x16(const uint8_t *g, int nb, int b) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + (size_t)nb * X16_QS + 32 * (size_t)b)));
+AI __m512 load_scales_x16(enum kind k, const uint8_t *g, int nb, int b) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + (size_t)nb * x16_qs(k) + 32 * (size_t)b)));
 }
 
-static void gemv_x16(int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
-                     const struct act *A, const float *bias, bool accumulate) {
-    /* One token against q4_0x16 groups. The weights are one stream, but it
+AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
+                 const struct act *A, const float *bias, bool accumulate) {
+    /* One token against x16 groups. The weights are one stream, but it
      * starts cold on every call and runs at DRAM speed: as gemv, fetch the
      * next group into L1 and the one 4 further into L2, a slice per block
      * (prefetches never fault; past the end they only waste a fetch). */
@@ -345,8 +354,8 @@ static void gemv_x16(int nb, float *out, const uint8_t *w, size_t w_stride, int 
                 _mm_prefetch((const char *)(w + o + 4 * group), _MM_HINT_T1);
             }
             __m512i q[8];
-            load_quants_x16(w + (size_t)b * X16_QS, q);
-            const __m512 dx = load_scales_x16(w, nb, b);
+            load_quants_x16(k, w + (size_t)b * x16_qs(k), q);
+            const __m512 dx = load_scales_x16(k, w, nb, b);
             const uint8_t *y = x + (size_t)b * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
             __m512i s0 = _mm512_set1_epi32(A[b].c), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
@@ -365,17 +374,17 @@ static void gemv_x16(int nb, float *out, const uint8_t *w, size_t w_stride, int 
 }
 
 /* One packed group (g) of all nb blocks into tile()'s layout P. */
-static void repack_x16(const uint8_t *g, int nb, uint8_t *P) {
-    for (int b = 0; b < nb; b++, P += p_block(K_Q4_0)) {
+AI void repack_x16(enum kind k, const uint8_t *g, int nb, uint8_t *P) {
+    for (int b = 0; b < nb; b++, P += p_block(k)) {
         __m512i q[8];
-        load_quants_x16(g + (size_t)b * X16_QS, q);
+        load_quants_x16(k, g + (size_t)b * x16_qs(k), q);
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) _mm512_store_si512((__m512i *)(P + 64 * j), q[j]);
-        _mm512_store_ps(P + 512, load_scales_x16(g, nb, b));
+        _mm512_store_ps(P + 512, load_scales_x16(k, g, nb, b));
     }
 }
 
-/* x16: w is in the q4_0x16 layout (k is K_Q4_0). */
+/* x16: w is in k's x16 layout (k is K_Q4_0 or K_Q8_0). */
 AI void gemm(enum kind k, bool x16, int n, float *out, size_t out_stride, const void *vw, size_t w_stride,
              int n_rows, const void *vx, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
     if (n_rows <= 0 || n_tokens <= 0) return;
@@ -385,7 +394,7 @@ AI void gemm(enum kind k, bool x16, int n, float *out, size_t out_stride, const 
         struct act A[GEMV_MAX_BLOCKS];
         act_table(k, x, x_stride, 1, nb, A);
         if (x16)
-            gemv_x16(nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
+            gemv_x16(k, nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
         else
             gemv(k, nb, out, w, w_stride, n_rows, x, A, bias, accumulate);
         return;
@@ -394,7 +403,8 @@ AI void gemm(enum kind k, bool x16, int n, float *out, size_t out_stride, const 
     uint8_t *buf = nb ? aligned_alloc(64, (psize + asize + 63) / 64 * 64) : NULL;
     if (!buf) {
         if (x16)
-            ac_gemm_q4_0x16_ref(n, out, out_stride, vw, w_stride, n_rows, vx, x_stride, n_tokens, bias, accumulate);
+            ac_gemm_x16_ref(type_of(k))(n, out, out_stride, vw, w_stride, n_rows, vx, x_stride, n_tokens, bias,
+                                        accumulate);
         else
             ac_gemm_by_dot(ac_type_traits(type_of(k))->vec_dot, n, out, out_stride, vw, w_stride, n_rows, vx,
                            x_stride, n_tokens, bias, accumulate);
@@ -407,7 +417,7 @@ AI void gemm(enum kind k, bool x16, int n, float *out, size_t out_stride, const 
         const __mmask16 mask = (__mmask16)((1u << rows) - 1);
         const float *br = bias ? bias + r0 : NULL;
         if (x16) /* r0 is a multiple of GR: the group's start */
-            repack_x16(w + (size_t)r0 * w_stride, nb, buf);
+            repack_x16(k, w + (size_t)r0 * w_stride, nb, buf);
         else
             repack(k, w + (size_t)r0 * w_stride, w_stride, rows, nb, buf);
         int t0 = 0;
@@ -442,9 +452,18 @@ GEMM_FN(q4_0, K_Q4_0)
 GEMM_FN(q4_1, K_Q4_1)
 GEMM_FN(q8_0, K_Q8_0)
 
-void ac_gemm_q4_0x16_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
-                            const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
-    gemm(K_Q4_0, true, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
+#define GEMM_X16_FN(name, kind)                                                                              \
+    static void gemm_##name##x16_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride, \
+                                        int n_rows, const void *x, size_t x_stride, int n_tokens,             \
+                                        const float *bias, bool accumulate) {                                 \
+        gemm(kind, true, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);  \
+    }
+
+GEMM_X16_FN(q4_0, K_Q4_0)
+GEMM_X16_FN(q8_0, K_Q8_0)
+
+ac_gemm_fn ac_gemm_x16_avx512(uint32_t type) {
+    return type == AC_TYPE_Q4_0 ? gemm_q4_0x16_avx512 : type == AC_TYPE_Q8_0 ? gemm_q8_0x16_avx512 : NULL;
 }
 
 /* ---- F16 x F16 ----

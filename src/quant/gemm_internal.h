@@ -12,9 +12,9 @@
 ac_gemm_fn ac_gemm_select(uint32_t type, enum ac_simd_level level);
 ac_gemm_fn ac_gemm_avx2(uint32_t type);
 ac_gemm_fn ac_gemm_avx512(uint32_t type);
-/* The AVX-512 VNNI kernel on the q4_0x16 layout (quant.h). */
-void ac_gemm_q4_0x16_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
-                            const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate);
+/* The AVX-512 VNNI kernel on type's x16 layout (quant.h), NULL for a type
+ * without one. */
+ac_gemm_fn ac_gemm_x16_avx512(uint32_t type);
 
 /* The fallback of every kernel: the dot of each (row, token) pair with dot,
  * writing as ac_gemm_fn says. */

@@ -97,33 +97,40 @@ typedef void (*ac_gemm_fn)(int n, float *out, size_t out_stride, const void *w, 
  * there is none (callers then loop over vec_dot). */
 ac_gemm_fn ac_quant_gemm(uint32_t type);
 
-/* Q4_0 weights interleaved 16 rows at a time ("q4_0x16"), for the decode
- * path: the 16-row gemv otherwise transposes the nibbles and gathers each
- * block's fp16 scale from the 18-byte blocks on every call. A group of 16
- * rows (a ragged last group repeats its last row) holds, for each block b,
- * 256 bytes of quants (dword j of row r's qs at byte 64 * j + 4 * r), and
- * after all nb blocks the scales (row r of block b at half 16 * b + r).
- * A group is 16 row sizes long, so row r0 (a multiple of 16) starts at
- * r0 * ac_row_size(Q4_0, n) as in the plain layout. */
-#define AC_Q4_0X16_ROWS 16
+/* Weights interleaved 16 rows at a time ("x16" layouts), for the decode
+ * path: the 16-row gemv otherwise transposes the rows' quants and gathers
+ * each block's fp16 scale from the plain blocks on every call. Types that
+ * have one: Q4_0 ("q4_0x16") and Q8_0 ("q8_0x16"). A group of 16 rows (a
+ * ragged last group repeats its last row) holds, for each block b, the
+ * block's quants of the 16 rows, dword j of row r's qs at byte 64 * j + 4 * r
+ * (Q4_0: 4 dwords, 256 bytes; Q8_0: 8 dwords, 512 bytes, each quant stored
+ * + 128 as an unsigned byte, x ^ 0x80, as VNNI's unsigned operand wants
+ * it), and after all nb blocks the scales (row r of block b at half
+ * 16 * b + r). A group is 16 row sizes long, so row r0 (a multiple of 16)
+ * starts at r0 * ac_row_size(type, n) as in the plain layout. */
+#define AC_X16_ROWS 16
 
-/* Bytes of the packed copy of n_rows rows of n elements (rows rounded up to
- * whole groups); 0 if n is not a multiple of 32 or either size is < 1. */
-size_t ac_q4_0x16_size(int64_t n_rows, int64_t n);
+/* Whether type has an x16 layout (whatever the SIMD level). */
+bool ac_x16_has(uint32_t type);
 
-/* Packs n_rows Q4_0 rows of n elements (w_stride bytes apart) into dst,
- * ac_q4_0x16_size bytes. Returns 0, or -1 with err set on bad sizes. */
-int ac_q4_0x16_pack(void *dst, const void *w, size_t w_stride, int64_t n_rows, int64_t n, char *err);
+/* Bytes of the packed copy of n_rows rows of n elements of type (rows
+ * rounded up to whole groups); 0 if type has no x16 layout, n is not a
+ * multiple of its block size or either size is < 1. */
+size_t ac_x16_size(uint32_t type, int64_t n_rows, int64_t n);
 
-/* The gemm kernel for packed weights (ac_gemm_fn's contract, w_stride the
- * plain row size, w at a group's start), with the same bits as the plain
- * Q4_0 kernel of the level in use; NULL where that level has none (callers
- * then use the plain rows). */
-ac_gemm_fn ac_quant_gemm_q4_0x16(void);
+/* Packs n_rows rows of type of n elements (w_stride bytes apart) into dst,
+ * ac_x16_size bytes. Returns 0, or -1 with err set on bad sizes or types. */
+int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_t n_rows, int64_t n, char *err);
 
-/* Scalar reference of the packed kernel: vec_dot_ref's sum of every (row,
- * token) pair, read from the packed layout. */
-void ac_gemm_q4_0x16_ref(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
-                         const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate);
+/* The gemm kernel for packed weights of type (ac_gemm_fn's contract,
+ * w_stride the plain row size, w at a group's start), with the same bits
+ * as the plain kernel of the level in use; NULL where that level has none
+ * (callers then use the plain rows). */
+ac_gemm_fn ac_quant_gemm_x16(uint32_t type);
+
+/* Scalar reference of the packed kernel of type (NULL for a type without an
+ * x16 layout): vec_dot_ref's sum of every (row, token) pair, its blocks
+ * read from the packed layout. */
+ac_gemm_fn ac_gemm_x16_ref(uint32_t type);
 
 #endif
