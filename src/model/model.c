@@ -672,17 +672,26 @@ static void matmul_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* out (n_tokens, w.rows) (+)= x (n_tokens, w.cols) · Wᵀ */
-static void matmul(struct ac_context *c, float *out, const float *x, const struct ac_tensor *w, int n_tokens,
-                   const struct ac_tensor *bias, bool accumulate) {
+/* The job of out (n_tokens, w.rows) (+)= x · Wᵀ, x already quantized into
+ * c->xq with row stride xq_stride. */
+static struct matmul_job matmul_job_for(const struct ac_context *c, float *out, const struct ac_tensor *w,
+                                        int n_tokens, const struct ac_tensor *bias, bool accumulate,
+                                        size_t xq_stride) {
     struct matmul_job j = {
-        .w = w, .xq = c->xq, .n_tokens = n_tokens, .out = out,
+        .w = w, .xq = c->xq, .xq_stride = xq_stride, .n_tokens = n_tokens, .out = out,
         .bias = bias && bias->data ? bias->data : NULL, .accumulate = accumulate,
         .gemm = ac_quant_gemm(w->type), .w_data = w->data,
     };
     const ac_gemm_fn x16 = w->x16 ? ac_quant_gemm_x16(w->type) : NULL;
     if (x16) j.gemm = x16, j.w_data = w->x16;
-    j.xq_stride = quantize_input(c, w, x, n_tokens);
+    return j;
+}
+
+/* out (n_tokens, w.rows) (+)= x (n_tokens, w.cols) · Wᵀ */
+static void matmul(struct ac_context *c, float *out, const float *x, const struct ac_tensor *w, int n_tokens,
+                   const struct ac_tensor *bias, bool accumulate) {
+    const size_t stride = quantize_input(c, w, x, n_tokens);
+    struct matmul_job j = matmul_job_for(c, out, w, n_tokens, bias, accumulate, stride);
     ac_pool_run(c->pool, matmul_worker, &j);
 }
 
@@ -814,6 +823,38 @@ struct site_out {
     bool accumulate;
 };
 
+
+struct matmuls_job {
+    struct matmul_job m[SITE_MATS_MAX];
+    int n;
+};
+
+static void matmuls_worker(void *arg, int ith, int nth) {
+    struct matmuls_job *j = arg;
+    for (int i = 0; i < j->n; i++) matmul_worker(&j->m[i], ith, nth);
+}
+
+/* The dense matmuls of one site, which all read x: where their weights
+ * take the same activation format, x is quantized once and one pool run
+ * does them all (each thread takes its rows of each matrix in turn: the
+ * same ranges and kernels as one at a time, so the same bits, with one
+ * join instead of one per matrix). */
+static void dense_matmuls(struct ac_context *c, const float *x, int n, const struct site_out *outs, int n_outs) {
+    bool shared = n_outs <= SITE_MATS_MAX;
+    for (int i = 1; i < n_outs && shared; i++)
+        shared = ac_type_traits(outs[i].w->type)->vec_dot_type == ac_type_traits(outs[0].w->type)->vec_dot_type &&
+                 outs[i].w->cols == outs[0].w->cols;
+    if (!shared) {
+        for (int i = 0; i < n_outs; i++) matmul(c, outs[i].out, x, outs[i].w, n, outs[i].bias, outs[i].accumulate);
+        return;
+    }
+    const size_t stride = quantize_input(c, outs[0].w, x, n);
+    struct matmuls_job j = {.n = n_outs};
+    for (int i = 0; i < n_outs; i++)
+        j.m[i] = matmul_job_for(c, outs[i].out, outs[i].w, n, outs[i].bias, outs[i].accumulate, stride);
+    ac_pool_run(c->pool, matmuls_worker, &j);
+}
+
 /* The matmuls of one sparse site over n tokens of x: with thresholds set,
  * one pass over the site's transposed rows of the kept inputs (the
  * matrices' outputs side by side), else each matrix's dense matmul. Counts
@@ -821,10 +862,8 @@ struct site_out {
 static void site_matmul(struct ac_context *c, const struct ac_layer *L, enum ac_sparse_site site, const float *x,
                         int n, const struct site_out *outs, int n_outs) {
     if (!c->threshold) {
-        for (int i = 0; i < n_outs; i++) {
-            matmul(c, outs[i].out, x, outs[i].w, n, outs[i].bias, outs[i].accumulate);
-            c->weight_bytes += (double)outs[i].w->bytes * n;
-        }
+        dense_matmuls(c, x, n, outs, n_outs);
+        for (int i = 0; i < n_outs; i++) c->weight_bytes += (double)outs[i].w->bytes * n;
         return;
     }
     const struct ac_tensor *wt = &L->sparse_t[site];
