@@ -5,7 +5,7 @@
  * row and token counts that are not multiples of any tile (rows 1, 7, 33;
  * tokens 1, 3, 5, 17), with misaligned pointers and padded strides, with
  * and without bias and accumulation; one token at a time must give the
- * batch's bits. The x16 layouts' kernels (Q4_0, Q8_0) give the plain ones' bits.
+ * batch's bits. The x16 layouts' kernels (Q4_0, Q4_1, Q8_0) give the plain ones' bits.
  * Then end to end: a tiny model with quantized matrices gives
  * the same logits through the gemm kernels as through the scalar vec_dot
  * path, within 1e-3 of the largest logit, and token by token the same bits
@@ -178,20 +178,21 @@ static void test_gemm_bits_per_token(void **state) {
     assert_true(checked >= 5);
 }
 
-/* The x16 layouts (Q4_0, Q8_0): the scalar reference gives vec_dot_ref's
+/* The x16 layouts (Q4_0, Q4_1, Q8_0): the scalar reference gives vec_dot_ref's
  * bits, and the AVX-512 kernel the plain kernel's bits (one token and
  * batches, every option), at row counts that leave a ragged last group,
  * from an odd address. */
 static void check_x16(uint32_t type, int n, int n_rows, int n_tokens) {
     const char *name = ac_type_traits(type)->name;
-    const size_t wrow = ac_row_size(type, n), xrow = ac_row_size(AC_TYPE_Q8_0, n);
+    const uint32_t xtype = ac_type_traits(type)->vec_dot_type; /* Q8_0, or Q8_1 for Q4_1 */
+    const size_t wrow = ac_row_size(type, n), xrow = ac_row_size(xtype, n);
     const size_t w_stride = wrow + 3, out_stride = (size_t)n_rows + 2, n_out = out_stride * (size_t)n_tokens;
     const size_t psize = ac_x16_size(type, n_rows, n);
     assert_int_equal(psize, (size_t)((n_rows + 15) / 16 * 16) * wrow);
     uint8_t *wbuf = malloc(w_stride * (size_t)n_rows), *x = malloc(xrow * (size_t)n_tokens);
     uint8_t *pbuf = malloc(psize + 1), *packed = pbuf + 1;
     fill_rows(type, wbuf, w_stride, n_rows, n, 0.5f);
-    fill_rows(AC_TYPE_Q8_0, x, xrow, n_tokens, n, 2.0f);
+    fill_rows(xtype, x, xrow, n_tokens, n, 2.0f);
     char err[256] = "";
     assert_int_equal(ac_x16_pack(type, packed, wbuf, w_stride, n_rows, n, err), 0);
     float *bias = malloc(sizeof(float) * (size_t)n_rows), *init = malloc(sizeof(float) * n_out);
@@ -232,7 +233,7 @@ static void check_x16(uint32_t type, int n, int n_rows, int n_tokens) {
 static void test_x16(void **state) {
     (void)state;
     ac_quant_init();
-    static const uint32_t types[] = {AC_TYPE_Q4_0, AC_TYPE_Q8_0};
+    static const uint32_t types[] = {AC_TYPE_Q4_0, AC_TYPE_Q4_1, AC_TYPE_Q8_0};
     static const int rows[] = {1, 7, 16, 33, 45};
     static const int tokens[] = {1, 3, 8, 17};
     static const int ns[] = {32, 96, 224, 576};
@@ -249,14 +250,14 @@ static void test_x16(void **state) {
     uint8_t dst[64], src[64] = {0};
     assert_int_equal(ac_x16_size(AC_TYPE_Q4_0, 3, 33), 0);
     assert_int_equal(ac_x16_size(AC_TYPE_Q8_0, 0, 32), 0);
-    assert_int_equal(ac_x16_size(AC_TYPE_Q4_1, 16, 32), 0);
+    assert_int_equal(ac_x16_size(AC_TYPE_Q5_0, 16, 32), 0);
     assert_false(ac_x16_has(AC_TYPE_F16));
-    assert_null(ac_gemm_x16_ref(AC_TYPE_Q4_1));
+    assert_null(ac_gemm_x16_ref(AC_TYPE_Q5_0));
     assert_null(ac_quant_gemm_x16(AC_TYPE_F16));
     assert_int_equal(ac_x16_pack(AC_TYPE_Q4_0, dst, src, 18, 3, 33, err), -1);
     assert_non_null(strstr(err, "x16"));
     assert_int_equal(ac_x16_pack(AC_TYPE_Q8_0, dst, src, 34, -1, 32, err), -1);
-    assert_int_equal(ac_x16_pack(AC_TYPE_Q4_1, dst, src, 20, 1, 32, err), -1);
+    assert_int_equal(ac_x16_pack(AC_TYPE_Q5_0, dst, src, 22, 1, 32, err), -1);
 }
 
 /* ac_quant_gemm follows the level in use: none at scalar, SIMD kernels
@@ -273,11 +274,13 @@ static void test_selection(void **state) {
     assert_null(ac_quant_gemm(AC_TYPE_COUNT));
     ac_quant_force_scalar(true);
     assert_null(ac_quant_gemm_x16(AC_TYPE_Q4_0));
+    assert_null(ac_quant_gemm_x16(AC_TYPE_Q4_1));
     assert_null(ac_quant_gemm_x16(AC_TYPE_Q8_0));
     ac_quant_force_scalar(false);
     assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q4_0) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
     assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q8_0) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
-    assert_null(ac_quant_gemm_x16(AC_TYPE_Q4_1));
+    assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q4_1) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
+    assert_null(ac_quant_gemm_x16(AC_TYPE_Q5_0));
 }
 
 /* ---- end to end ---- */

@@ -74,18 +74,23 @@ ac_gemm_fn ac_quant_gemm(uint32_t type) {
     return NULL;
 }
 
-/* ---- x16 layouts: Q4_0 and Q8_0 packed 16 rows at a time (quant.h) ----
- * Both types' blocks are an fp16 scale followed by the quants (16 bytes of
- * nibbles, 32 signed bytes), so one packer serves both; Q8_0's quants are
- * stored + 128. */
+/* ---- x16 layouts: Q4_0, Q4_1 and Q8_0 packed 16 rows at a time (quant.h) ----
+ * The types' blocks are fp16 halves (d; Q4_1: d, m) followed by the quants
+ * (16 bytes of nibbles, 32 signed bytes), so one packer serves all three;
+ * Q8_0's quants are stored + 128. */
 
 bool ac_x16_has(uint32_t type) {
-    return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q8_0;
+    return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q4_1 || type == AC_TYPE_Q8_0;
+}
+
+/* Halves before a block's quants: d, and Q4_1's m. */
+static size_t x16_halves(uint32_t type) {
+    return type == AC_TYPE_Q4_1 ? 2 : 1;
 }
 
 /* Quant bytes of one row's block, and what each is stored xor'ed with. */
 static size_t x16_row_qs(uint32_t type) {
-    return type == AC_TYPE_Q4_0 ? QK4_0 / 2 : QK8_0;
+    return type == AC_TYPE_Q8_0 ? QK8_0 : QK4_0 / 2;
 }
 static uint8_t x16_bias(uint32_t type) {
     return type == AC_TYPE_Q8_0 ? 0x80 : 0;
@@ -98,7 +103,8 @@ size_t ac_x16_size(uint32_t type, int64_t n_rows, int64_t n) {
     return (size_t)groups * AC_X16_ROWS * row;
 }
 
-/* Offset in a group of block b's quants; the scales start at b = nb. */
+/* Offset in a group of block b's quants; the scales start at b = nb (then,
+ * for Q4_1, the mins: 16 * nb halves further). */
 static size_t x16_qs_at(uint32_t type, int64_t b) {
     return (size_t)b * AC_X16_ROWS * x16_row_qs(type);
 }
@@ -115,19 +121,22 @@ int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_
     uint8_t *g = dst;
     for (int64_t r0 = 0; r0 < n_rows; r0 += AC_X16_ROWS, g += group) {
         uint8_t *scales = g + x16_qs_at(type, nb);
+        const size_t halves = x16_halves(type), plane = (size_t)nb * AC_X16_ROWS * sizeof(ac_half);
         for (int r = 0; r < AC_X16_ROWS; r++) {
             const int64_t src_row = r0 + r < n_rows ? r0 + r : n_rows - 1;
             const uint8_t *row = (const uint8_t *)w + (size_t)src_row * w_stride;
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *src = row + (size_t)b * blk; /* d, then qs */
+                const uint8_t *src = row + (size_t)b * blk; /* the halves, then qs */
                 uint8_t *q = g + x16_qs_at(type, b) + 4 * r;
                 for (size_t j = 0; j < qs / 4; j++) {
                     uint32_t v;
-                    memcpy(&v, src + sizeof(ac_half) + 4 * j, 4);
+                    memcpy(&v, src + halves * sizeof(ac_half) + 4 * j, 4);
                     v ^= bias;
                     memcpy(q + 64 * j, &v, 4);
                 }
-                memcpy(scales + ((size_t)b * AC_X16_ROWS + (size_t)r) * sizeof(ac_half), src, sizeof(ac_half));
+                for (size_t h = 0; h < halves; h++)
+                    memcpy(scales + h * plane + ((size_t)b * AC_X16_ROWS + (size_t)r) * sizeof(ac_half),
+                           src + h * sizeof(ac_half), sizeof(ac_half));
             }
         }
     }
@@ -138,9 +147,12 @@ int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_
 static void x16_unpack_block(uint32_t type, const uint8_t *group, int64_t nb, int r, int64_t b, uint8_t *blk) {
     const uint8_t bias = x16_bias(type);
     const uint8_t *q = group + x16_qs_at(type, b) + 4 * r;
-    memcpy(blk, group + x16_qs_at(type, nb) + ((size_t)b * AC_X16_ROWS + (size_t)r) * sizeof(ac_half),
-           sizeof(ac_half));
-    for (size_t i = 0; i < x16_row_qs(type); i++) blk[sizeof(ac_half) + i] = q[64 * (i / 4) + i % 4] ^ bias;
+    const size_t halves = x16_halves(type), plane = (size_t)nb * AC_X16_ROWS * sizeof(ac_half);
+    for (size_t h = 0; h < halves; h++)
+        memcpy(blk + h * sizeof(ac_half),
+               group + x16_qs_at(type, nb) + h * plane + ((size_t)b * AC_X16_ROWS + (size_t)r) * sizeof(ac_half),
+               sizeof(ac_half));
+    for (size_t i = 0; i < x16_row_qs(type); i++) blk[halves * sizeof(ac_half) + i] = q[64 * (i / 4) + i % 4] ^ bias;
 }
 
 /* vec_dot_ref block by block, summed in block order: vec_dot_ref's own sum
@@ -150,7 +162,7 @@ static void gemm_x16_ref(uint32_t type, int n, float *out, size_t out_stride, co
     const struct ac_type_traits *wt = ac_type_traits(type);
     const size_t yblk = ac_type_traits(wt->vec_dot_type)->type_size;
     const int bs = wt->blck_size, nb = n / bs;
-    uint8_t blk[sizeof(ac_half) + QK8_0];
+    uint8_t blk[2 * sizeof(ac_half) + QK8_0];
     for (int t = 0; t < n_tokens; t++) {
         const uint8_t *y = (const uint8_t *)x + (size_t)t * x_stride;
         float *o = out + (size_t)t * out_stride;
@@ -174,13 +186,21 @@ static void gemm_x16_ref_q4_0(int n, float *out, size_t out_stride, const void *
     gemm_x16_ref(AC_TYPE_Q4_0, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
 }
 
+static void gemm_x16_ref_q4_1(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
+                              const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    gemm_x16_ref(AC_TYPE_Q4_1, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
+}
+
 static void gemm_x16_ref_q8_0(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
                               const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
     gemm_x16_ref(AC_TYPE_Q8_0, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
 }
 
 ac_gemm_fn ac_gemm_x16_ref(uint32_t type) {
-    return type == AC_TYPE_Q4_0 ? gemm_x16_ref_q4_0 : type == AC_TYPE_Q8_0 ? gemm_x16_ref_q8_0 : NULL;
+    return type == AC_TYPE_Q4_0 ? gemm_x16_ref_q4_0
+           : type == AC_TYPE_Q4_1 ? gemm_x16_ref_q4_1
+           : type == AC_TYPE_Q8_0 ? gemm_x16_ref_q8_0
+                                  : NULL;
 }
 
 ac_gemm_fn ac_quant_gemm_x16(uint32_t type) {

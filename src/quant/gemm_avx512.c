@@ -304,7 +304,7 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
     }
 }
 
-/* ---- Q4_0 and Q8_0 on the x16 layouts (quant.h) ----
+/* ---- Q4_0, Q4_1 and Q8_0 on the x16 layouts (quant.h) ----
  * The layout's block of a group is load_quants' transposed vectors as
  * stored (Q4_0: before the nibbles are split; Q8_0: after the + 128) and
  * its scales are 16 consecutive halves, so the kernels below are gemv and
@@ -312,7 +312,7 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
  * same bits. */
 
 AI size_t x16_qs(enum kind k) { /* quant bytes of one block of a group */
-    return k == K_Q4_0 ? 256 : 512;
+    return k == K_Q8_0 ? 512 : 256;
 }
 
 AI void load_quants_x16(enum kind k, const uint8_t *qb, __m512i w[8]) {
@@ -334,6 +334,12 @@ AI __m512 load_scales_x16(enum kind k, const uint8_t *g, int nb, int b) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + (size_t)nb * x16_qs(k) + 32 * (size_t)b)));
 }
 
+/* Q4_1's mins: the plane after the scales. */
+AI __m512 load_mins_x16(enum kind k, const uint8_t *g, int nb, int b) {
+    return _mm512_cvtph_ps(
+        _mm256_loadu_si256((const __m256i *)(g + (size_t)nb * x16_qs(k) + 32 * (size_t)nb + 32 * (size_t)b)));
+}
+
 AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                  const struct act *A, const float *bias, bool accumulate) {
     /* One token against x16 groups. The weights are one stream, but it
@@ -347,7 +353,7 @@ AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_str
     for (int r0 = 0; r0 < n_rows; r0 += GR, w += group) {
         const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1);
-        __m512 acc = _mm512_setzero_ps();
+        __m512 acc = _mm512_setzero_ps(), ms = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {
             for (size_t o = group + (size_t)b * slice; o < group + (size_t)(b + 1) * slice; o += 64) {
                 _mm_prefetch((const char *)(w + o), _MM_HINT_T0);
@@ -356,8 +362,8 @@ AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_str
             __m512i q[8];
             load_quants_x16(k, w + (size_t)b * x16_qs(k), q);
             const __m512 dx = load_scales_x16(k, w, nb, b);
-            const uint8_t *y = x + (size_t)b * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
-            __m512i s0 = _mm512_set1_epi32(A[b].c), s1 = _mm512_setzero_si512();
+            const uint8_t *y = x + (size_t)b * x_block(k) + x_qs(k);
+            __m512i s0 = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(A[b].c), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
                 s0 = _mm512_dpbusd_epi32(s0, q[g], _mm512_set1_epi32(ld32(y + 4 * g)));
@@ -365,7 +371,9 @@ AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_str
             }
             const __m512i s = _mm512_add_epi32(s0, s1);
             acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(A[b].d)), _mm512_cvtepi32_ps(s), acc);
+            if (k == K_Q4_1) ms = _mm512_fmadd_ps(load_mins_x16(k, w, nb, b), _mm512_set1_ps(A[b].s), ms);
         }
+        if (k == K_Q4_1) acc = _mm512_add_ps(acc, ms);
         float *o = out + r0;
         if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias + r0));
         if (accumulate) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), acc);
@@ -381,10 +389,11 @@ AI void repack_x16(enum kind k, const uint8_t *g, int nb, uint8_t *P) {
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) _mm512_store_si512((__m512i *)(P + 64 * j), q[j]);
         _mm512_store_ps(P + 512, load_scales_x16(k, g, nb, b));
+        if (k == K_Q4_1) _mm512_store_ps(P + 576, load_mins_x16(k, g, nb, b));
     }
 }
 
-/* x16: w is in k's x16 layout (k is K_Q4_0 or K_Q8_0). */
+/* x16: w is in k's x16 layout. */
 AI void gemm(enum kind k, bool x16, int n, float *out, size_t out_stride, const void *vw, size_t w_stride,
              int n_rows, const void *vx, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
     if (n_rows <= 0 || n_tokens <= 0) return;
@@ -460,10 +469,14 @@ GEMM_FN(q8_0, K_Q8_0)
     }
 
 GEMM_X16_FN(q4_0, K_Q4_0)
+GEMM_X16_FN(q4_1, K_Q4_1)
 GEMM_X16_FN(q8_0, K_Q8_0)
 
 ac_gemm_fn ac_gemm_x16_avx512(uint32_t type) {
-    return type == AC_TYPE_Q4_0 ? gemm_q4_0x16_avx512 : type == AC_TYPE_Q8_0 ? gemm_q8_0x16_avx512 : NULL;
+    return type == AC_TYPE_Q4_0   ? gemm_q4_0x16_avx512
+           : type == AC_TYPE_Q4_1 ? gemm_q4_1x16_avx512
+           : type == AC_TYPE_Q8_0 ? gemm_q8_0x16_avx512
+                                  : NULL;
 }
 
 /* ---- F16 x F16 ----
