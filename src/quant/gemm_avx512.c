@@ -195,6 +195,33 @@ AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb,
     }
 }
 
+/* One block of a group of 16 rows (quants q, scales dx, Q4_1's mins)
+ * against one token's block y: the same arithmetic per (row, block) as
+ * tile(), shared by gemv and gemv_x16 so that all give the same bits. */
+AI void block_dot(enum kind k, const __m512i q[8], __m512 dx, __m512 mins, const uint8_t *y, const struct act *a,
+                  __m512 *acc, __m512 *ms) {
+    /* two chains: integer sums, so the split changes no bits */
+    __m512i s0 = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(a->c), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        s0 = _mm512_dpbusd_epi32(s0, q[g], _mm512_set1_epi32(ld32(y + 4 * g)));
+        s1 = _mm512_dpbusd_epi32(s1, q[g + 4], _mm512_set1_epi32(ld32(y + 16 + 4 * g)));
+    }
+    const __m512i s = _mm512_add_epi32(s0, s1);
+    *acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a->d)), _mm512_cvtepi32_ps(s), *acc);
+    if (k == K_Q4_1) *ms = _mm512_fmadd_ps(mins, _mm512_set1_ps(a->s), *ms);
+}
+
+/* A group's 16 sums (Q4_1: plus its m * s sums, kept apart as ggml does)
+ * into out's rows of mask, with bias and accumulate. */
+AI void store_group(enum kind k, __m512 acc, __m512 ms, float *o, const float *bias, __mmask16 mask,
+                    bool accumulate) {
+    if (k == K_Q4_1) acc = _mm512_add_ps(acc, ms);
+    if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias));
+    if (accumulate) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), acc);
+    _mm512_mask_storeu_ps(o, mask, acc);
+}
+
 /* nt tokens (nt <= NT) against one repacked group of GR rows; writes the
  * rows of mask. */
 AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, size_t x_stride, const struct act *A,
@@ -218,26 +245,17 @@ AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, si
             acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a->d)), _mm512_cvtepi32_ps(s), acc[i]);
         }
     }
-    if (k == K_Q4_1) { /* sum of m * s, kept apart from the d terms as ggml does, then added */
-        __m512 ms[NT];
+    __m512 ms[NT]; /* Q4_1: sum of m * s, kept apart from the d terms as ggml does */
 #pragma GCC unroll 16
-        for (int i = 0; i < nt; i++) ms[i] = _mm512_setzero_ps();
+    for (int i = 0; i < nt; i++) ms[i] = _mm512_setzero_ps();
+    if (k == K_Q4_1)
         for (int b = 0; b < nb; b++) {
             const __m512 m = _mm512_load_ps(P + (size_t)b * p_block(k) + 576);
 #pragma GCC unroll 16
             for (int i = 0; i < nt; i++) ms[i] = _mm512_fmadd_ps(m, _mm512_set1_ps(A[(size_t)i * nb + b].s), ms[i]);
         }
 #pragma GCC unroll 16
-        for (int i = 0; i < nt; i++) acc[i] = _mm512_add_ps(acc[i], ms[i]);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < nt; i++) {
-        float *o = out + (size_t)i * out_stride;
-        __m512 v = acc[i];
-        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
-        if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), v);
-        _mm512_mask_storeu_ps(o, mask, v);
-    }
+    for (int i = 0; i < nt; i++) store_group(k, acc[i], ms[i], out + (size_t)i * out_stride, bias, mask, accumulate);
 }
 
 /* Blocks per row up to which gemv keeps its activation table on the stack;
@@ -282,25 +300,10 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
             /* d in the low half of each dword, m (Q4_1) in the high one */
             const __m512i h = _mm512_i32gather_epi32(vindex, rp[0] + (size_t)b * w_block(k), 1);
             const __m512 dx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
-            const uint8_t *y = x + (size_t)b * x_block(k) + x_qs(k);
-            /* two chains: integer sums, so the split changes no bits */
-            __m512i s0 = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(A[b].c), s1 = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                s0 = _mm512_dpbusd_epi32(s0, q[g], _mm512_set1_epi32(ld32(y + 4 * g)));
-                s1 = _mm512_dpbusd_epi32(s1, q[g + 4], _mm512_set1_epi32(ld32(y + 16 + 4 * g)));
-            }
-            const __m512i s = _mm512_add_epi32(s0, s1);
-            acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(A[b].d)), _mm512_cvtepi32_ps(s), acc);
-            if (k == K_Q4_1)
-                ms = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16))),
-                                     _mm512_set1_ps(A[b].s), ms);
+            const __m512 mins = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16)));
+            block_dot(k, q, dx, mins, x + (size_t)b * x_block(k) + x_qs(k), &A[b], &acc, &ms);
         }
-        if (k == K_Q4_1) acc = _mm512_add_ps(acc, ms);
-        float *o = out + r0;
-        if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias + r0));
-        if (accumulate) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), acc);
-        _mm512_mask_storeu_ps(o, mask, acc);
+        store_group(k, acc, ms, out + r0, bias ? bias + r0 : NULL, mask, accumulate);
     }
 }
 
@@ -361,23 +364,11 @@ AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_str
             }
             __m512i q[8];
             load_quants_x16(k, w + (size_t)b * x16_qs(k), q);
-            const __m512 dx = load_scales_x16(k, w, nb, b);
-            const uint8_t *y = x + (size_t)b * x_block(k) + x_qs(k);
-            __m512i s0 = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(A[b].c), s1 = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                s0 = _mm512_dpbusd_epi32(s0, q[g], _mm512_set1_epi32(ld32(y + 4 * g)));
-                s1 = _mm512_dpbusd_epi32(s1, q[g + 4], _mm512_set1_epi32(ld32(y + 16 + 4 * g)));
-            }
-            const __m512i s = _mm512_add_epi32(s0, s1);
-            acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(A[b].d)), _mm512_cvtepi32_ps(s), acc);
-            if (k == K_Q4_1) ms = _mm512_fmadd_ps(load_mins_x16(k, w, nb, b), _mm512_set1_ps(A[b].s), ms);
+            const __m512 mins = k == K_Q4_1 ? load_mins_x16(k, w, nb, b) : _mm512_setzero_ps();
+            block_dot(k, q, load_scales_x16(k, w, nb, b), mins, x + (size_t)b * x_block(k) + x_qs(k), &A[b], &acc,
+                      &ms);
         }
-        if (k == K_Q4_1) acc = _mm512_add_ps(acc, ms);
-        float *o = out + r0;
-        if (bias) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias + r0));
-        if (accumulate) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), acc);
-        _mm512_mask_storeu_ps(o, mask, acc);
+        store_group(k, acc, ms, out + r0, bias ? bias + r0 : NULL, mask, accumulate);
     }
 }
 
@@ -450,27 +441,20 @@ AI void gemm(enum kind k, bool x16, int n, float *out, size_t out_stride, const 
     free(buf);
 }
 
-#define GEMM_FN(name, kind)                                                                                  \
+/* gemm_<name>_avx512 on the plain layout, gemm_<name>x16_avx512 on x16 */
+#define GEMM_FN(name, kind, x16)                                                                             \
     static void gemm_##name##_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride,    \
                                      int n_rows, const void *x, size_t x_stride, int n_tokens,                \
                                      const float *bias, bool accumulate) {                                    \
-        gemm(kind, false, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);  \
+        gemm(kind, x16, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);   \
     }
 
-GEMM_FN(q4_0, K_Q4_0)
-GEMM_FN(q4_1, K_Q4_1)
-GEMM_FN(q8_0, K_Q8_0)
-
-#define GEMM_X16_FN(name, kind)                                                                              \
-    static void gemm_##name##x16_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride, \
-                                        int n_rows, const void *x, size_t x_stride, int n_tokens,             \
-                                        const float *bias, bool accumulate) {                                 \
-        gemm(kind, true, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);  \
-    }
-
-GEMM_X16_FN(q4_0, K_Q4_0)
-GEMM_X16_FN(q4_1, K_Q4_1)
-GEMM_X16_FN(q8_0, K_Q8_0)
+GEMM_FN(q4_0, K_Q4_0, false)
+GEMM_FN(q4_1, K_Q4_1, false)
+GEMM_FN(q8_0, K_Q8_0, false)
+GEMM_FN(q4_0x16, K_Q4_0, true)
+GEMM_FN(q4_1x16, K_Q4_1, true)
+GEMM_FN(q8_0x16, K_Q8_0, true)
 
 ac_gemm_fn ac_gemm_x16_avx512(uint32_t type) {
     return type == AC_TYPE_Q4_0   ? gemm_q4_0x16_avx512
