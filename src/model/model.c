@@ -128,7 +128,7 @@ static size_t x16_bytes(const struct ac_tensor *t) {
     return (ac_x16_size(t->type, t->rows, t->cols) + 63) & ~(size_t)63;
 }
 
-/* Copies every matrix whose type has an x16 layout (Q4_0, Q8_0) into it
+/* Copies every matrix whose type has an x16 layout (Q4_0, Q4_1, Q8_0) into it
  * when the SIMD level has its kernel: decode's 16-row gemv then loads
  * quants and scales as whole vectors instead of transposing blocks and
  * gathering scales on every token. The file map is read-only, so the copies
@@ -736,8 +736,6 @@ struct attn_job {
     int layer, pos0, n_tokens;
 };
 
-/* One (token, head) pair at a time: scores against every cached position up
- * to the token's own (causal), softmax, weighted sum of values. */
 /* One task is a run of tokens times the group of query heads sharing a KV
  * head (GQA), so that each cached K and V row is read once for all of them. */
 static void attn_worker(void *arg, int ith, int nth) {
@@ -822,7 +820,6 @@ struct site_out {
     const struct ac_tensor *w, *bias; /* bias: NULL or data == NULL when absent */
     bool accumulate;
 };
-
 
 struct matmuls_job {
     struct matmul_job m[SITE_MATS_MAX];

@@ -83,7 +83,6 @@ void ac_vec_mad(int n, float *restrict y, const float *restrict x, float a) {
 
 void ac_vec_attn_f16(const struct ac_attn_rows *rows, const uint16_t *k_tiles, const uint16_t *v16, float scale,
                      float *scores) {
-    ac_vec_init();
     const bool simd = !force_scalar && rows->d % 16 == 0 && rows->d <= 256;
     attn_fn f = simd ? attn_best : ac_vec_attn_f16_ref;
     if (simd && force_avx2 && f == ac_vec_attn_f16_avx512) f = ac_vec_attn_f16_avx2;

@@ -29,18 +29,17 @@ struct ac_attn_rows {
     size_t out_stride;
 };
 
-/* Attention as llama.cpp computes it: score = scale * (q . k) with q in
- * F16, probabilities = softmax over the positions rounded to F16, out =
- * sum over p of prob[p] * v[p]. k_tiles: the head's key tiles; v16: its
- * values, row p at v16 + p * d. scores: n_tokens * group *
- * ac_attn_scores_stride floats of scratch. A row's
- * result does not depend on the other rows (a token alone or in a batch
- * gives the same bits). */
 /* Floats between consecutive rows of the scores scratch. */
 static inline size_t ac_attn_scores_stride(const struct ac_attn_rows *rows) {
     return (size_t)(rows->n_pos0 + rows->n_tokens - 1 + AC_ATTN_TILE - 1) / AC_ATTN_TILE * AC_ATTN_TILE;
 }
 
+/* Attention as llama.cpp computes it: score = scale * (q . k) with q in
+ * F16, probabilities = softmax over the positions rounded to F16, out =
+ * sum over p of prob[p] * v[p]. k_tiles: the head's key tiles; v16: its
+ * values, row p at v16 + p * d. scores: n_tokens * group *
+ * ac_attn_scores_stride floats of scratch. A row's result does not depend
+ * on the other rows (a token alone or in a batch gives the same bits). */
 void ac_vec_attn_f16(const struct ac_attn_rows *rows, const uint16_t *k_tiles, const uint16_t *v16, float scale,
                      float *scores);
 void ac_vec_attn_f16_ref(const struct ac_attn_rows *rows, const uint16_t *k_tiles, const uint16_t *v16, float scale,
@@ -48,7 +47,8 @@ void ac_vec_attn_f16_ref(const struct ac_attn_rows *rows, const uint16_t *k_tile
 /* Writes key vector k (d values) of position p into the tiles. */
 void ac_attn_store_key(int d, uint16_t *k_tiles, int p, const uint16_t *k);
 
-/* Picks the SIMD kernels (idempotent); ac_vec_mad works before it too. */
+/* Picks the SIMD kernels (idempotent); the kernels above work before it
+ * too, as the scalar references. */
 void ac_vec_init(void);
 /* Forces the reference kernels (tests). */
 void ac_vec_force_scalar(bool on);

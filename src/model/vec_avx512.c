@@ -34,6 +34,9 @@ static inline __m512 exp_neg(__m512 x) {
     return _mm512_maskz_scalef_ps(live, e, n);
 }
 
+/* The first n lanes (all 16 for n >= 16). */
+static inline __mmask16 first_lanes(int n) { return (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+
 #define ATTN_ROWS 8 /* query rows per pass over the keys */
 #define ATTN_PV_ROWS 4 /* query rows per pass over the values (accumulators in registers) */
 #define ATTN_VECS 16 /* d / 16 at most */
@@ -77,7 +80,7 @@ static void scores_rows(int d, int nr, const float (*q)[256], const int *n_pos, 
         for (int r = 0; r < nr; r++) {
             const int left = n_pos[r] - pb;
             if (left <= 0) continue;
-            const __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1);
+            const __mmask16 m = first_lanes(left);
             _mm512_mask_storeu_ps(scores + (size_t)r * n_stride + pb, m, _mm512_mul_ps(acc[r], vscale));
         }
     }
@@ -87,19 +90,19 @@ static void scores_rows(int d, int nr, const float (*q)[256], const int *n_pos, 
 static void softmax_f16(float *s, int n_pos) {
     __m512 vmax = _mm512_set1_ps(-INFINITY), vsum = _mm512_setzero_ps();
     for (int p = 0; p < n_pos; p += 16) {
-        const __mmask16 m = (__mmask16)(n_pos - p >= 16 ? 0xFFFF : (1u << (n_pos - p)) - 1);
+        const __mmask16 m = first_lanes(n_pos - p);
         vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, s + p));
     }
     const __m512 maxs = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     for (int p = 0; p < n_pos; p += 16) {
-        const __mmask16 m = (__mmask16)(n_pos - p >= 16 ? 0xFFFF : (1u << (n_pos - p)) - 1);
+        const __mmask16 m = first_lanes(n_pos - p);
         const __m512 e = exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + p), maxs));
         vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
         _mm512_mask_storeu_ps(s + p, m, e);
     }
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
     for (int p = 0; p < n_pos; p += 16) {
-        const __mmask16 m = (__mmask16)(n_pos - p >= 16 ? 0xFFFF : (1u << (n_pos - p)) - 1);
+        const __mmask16 m = first_lanes(n_pos - p);
         const __m256i h16 =
             _mm512_cvtps_ph(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + p), inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         _mm512_mask_storeu_ps(s + p, m, _mm512_cvtph_ps(h16));

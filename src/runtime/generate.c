@@ -79,13 +79,10 @@ static int speculate(struct ac_context *ctx, struct ac_sampler *sampler, const s
          * [lagging,] next, d1 .. d(k-1), so when all k were accepted dk
          * is left for it to decode next round */
         ac_context_truncate(ctx, n0 + 1 + j);
-        if (k > 0) {
+        if (k > 0) { /* (k = 0: the context is full after this token, the loop ends) */
             ac_context_truncate(draft, d0 + lag + 1 + (j < k ? j : k - 1));
             lag = j == k;
             feed[0] = batch[k];
-        } else {
-            /* the context is full after this token: the draft is done */
-            lag = 0;
         }
     }
     rc = 0;

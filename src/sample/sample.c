@@ -64,10 +64,9 @@ static int by_prob_desc(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Whether item a ranks below item b: lower logit, or the same logit and a
- * higher id (ties go to the lower id). */
+/* Whether item a ranks below item b in by_prob_desc's order. */
 static inline bool ranks_below(const struct ac_prob_item *a, const struct ac_prob_item *b) {
-    return a->p < b->p || (a->p == b->p && a->id > b->id);
+    return by_prob_desc(a, b) > 0;
 }
 
 /* Sifts items[i] down the min-heap items[0..m) ordered by ranks_below. */
