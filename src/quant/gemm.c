@@ -181,20 +181,16 @@ static void gemm_x16_ref(uint32_t type, int n, float *out, size_t out_stride, co
     }
 }
 
-static void gemm_x16_ref_q4_0(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
-                              const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
-    gemm_x16_ref(AC_TYPE_Q4_0, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
-}
+#define GEMM_X16_REF(name, type)                                                                              \
+    static void gemm_x16_ref_##name(int n, float *out, size_t out_stride, const void *w, size_t w_stride,      \
+                                    int n_rows, const void *x, size_t x_stride, int n_tokens, const float *bias, \
+                                    bool accumulate) {                                                         \
+        gemm_x16_ref(type, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);  \
+    }
 
-static void gemm_x16_ref_q4_1(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
-                              const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
-    gemm_x16_ref(AC_TYPE_Q4_1, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
-}
-
-static void gemm_x16_ref_q8_0(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
-                              const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
-    gemm_x16_ref(AC_TYPE_Q8_0, n, out, out_stride, w, w_stride, n_rows, x, x_stride, n_tokens, bias, accumulate);
-}
+GEMM_X16_REF(q4_0, AC_TYPE_Q4_0)
+GEMM_X16_REF(q4_1, AC_TYPE_Q4_1)
+GEMM_X16_REF(q8_0, AC_TYPE_Q8_0)
 
 ac_gemm_fn ac_gemm_x16_ref(uint32_t type) {
     return type == AC_TYPE_Q4_0 ? gemm_x16_ref_q4_0
