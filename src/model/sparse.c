@@ -135,13 +135,10 @@ int ac_sparse_select_ref(float *x, int n, float thr, int32_t *idx) {
     return k;
 }
 
+/* The CPU check once: the kernels are looked up on every sparse matmul. */
 static bool has_avx512(void) {
     static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-              __builtin_cpu_supports("avx512vnni");
-    }
+    if (has < 0) has = ac_quant_cpu_has(AC_SIMD_AVX512VNNI);
     return has;
 }
 

@@ -1,7 +1,6 @@
 /* vec.c - reference kernels and run-time dispatch (see vec.h). */
 #include "model/vec.h"
 
-#include <cpuid.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -57,17 +56,10 @@ void ac_vec_attn_f16_ref(const struct ac_attn_rows *rows, const uint16_t *k_tile
         }
 }
 
-/* __builtin_cpu_supports does not name F16C: CPUID leaf 1, ECX bit 29. */
-static bool has_f16c(void) {
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
-
 static void pick(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
+    if (ac_quant_cpu_has(AC_SIMD_AVX512VNNI))
         mad_best = ac_vec_mad_avx512, attn_best = ac_vec_attn_f16_avx512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
+    else if (ac_quant_cpu_has(AC_SIMD_AVX2))
         mad_best = ac_vec_mad_avx2, attn_best = ac_vec_attn_f16_avx2;
 }
 

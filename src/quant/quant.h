@@ -61,6 +61,16 @@ struct ac_type_traits {
  * too (with reference kernels). */
 void ac_quant_init(void);
 
+/* SIMD levels: every kernel file of the project (quant, model) targets one. */
+enum ac_simd_level {
+    AC_SIMD_SCALAR = 0,
+    AC_SIMD_AVX2 = 1,       /* AVX2 + FMA + F16C */
+    AC_SIMD_AVX512VNNI = 2, /* AVX-512 F/BW/VL/DQ + VNNI */
+};
+
+/* True if this CPU (and OS) can run the level. */
+bool ac_quant_cpu_has(enum ac_simd_level level);
+
 /* Name of the SIMD level in use: "scalar", "avx2", "avx512", "avx512vnni". */
 const char *ac_quant_simd_name(void);
 

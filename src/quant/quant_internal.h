@@ -160,12 +160,7 @@ void ac_quantize_row_q8_0_ref(const float *restrict x, void *restrict y, int64_t
 void ac_quantize_row_q8_1_ref(const float *restrict x, void *restrict y, int64_t n);
 void ac_quantize_row_q8_K_ref(const float *restrict x, void *restrict y, int64_t n);
 
-/* ---- SIMD levels ---- */
-enum ac_simd_level {
-    AC_SIMD_SCALAR = 0,
-    AC_SIMD_AVX2 = 1,       /* AVX2 + FMA + F16C */
-    AC_SIMD_AVX512VNNI = 2, /* AVX-512 F/BW/VL/DQ + VNNI */
-};
+/* ---- SIMD levels (enum ac_simd_level and ac_quant_cpu_has: quant.h) ---- */
 
 /* Each ISA file overrides the entries of the traits table (indexed by type
  * id, AC_TYPE_COUNT long) that it accelerates. Call only when the CPU has
@@ -173,8 +168,6 @@ enum ac_simd_level {
 void ac_quant_install_avx2(struct ac_type_traits *table);
 void ac_quant_install_avx512(struct ac_type_traits *table);
 
-/* True if this CPU (and OS) can run the level. */
-bool ac_quant_cpu_has(enum ac_simd_level level);
 
 /* Switches every traits entry to the kernels of one level (tests and
  * benchmarks compare levels side by side). Returns false, changing nothing,
