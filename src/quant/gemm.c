@@ -74,23 +74,23 @@ ac_gemm_fn ac_quant_gemm(uint32_t type) {
     return NULL;
 }
 
-/* ---- x16 layouts: Q4_0, Q4_1 and Q8_0 packed 16 rows at a time (quant.h) ----
- * The types' blocks are fp16 halves (d; Q4_1: d, m) followed by the quants
- * (16 bytes of nibbles, 32 signed bytes), so one packer serves all three;
- * Q8_0's quants are stored + 128. */
+/* ---- x16 layouts: Q4_0, Q4_1, Q8_0 and Q2_0 packed 16 rows at a time (quant.h) ----
+ * The types' blocks are fp16 halves (d; Q4_1, Q2_0: d, m) followed by the
+ * quants (16 bytes of nibbles, 32 signed bytes, 8 bytes of 2-bit codes), so
+ * one packer serves all four; Q8_0's quants are stored + 128. */
 
 bool ac_x16_has(uint32_t type) {
-    return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q4_1 || type == AC_TYPE_Q8_0;
+    return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q4_1 || type == AC_TYPE_Q8_0 || type == AC_TYPE_Q2_0;
 }
 
-/* Halves before a block's quants: d, and Q4_1's m. */
+/* Halves before a block's quants: d, and the m of Q4_1 and Q2_0. */
 static size_t x16_halves(uint32_t type) {
-    return type == AC_TYPE_Q4_1 ? 2 : 1;
+    return type == AC_TYPE_Q4_1 || type == AC_TYPE_Q2_0 ? 2 : 1;
 }
 
 /* Quant bytes of one row's block, and what each is stored xor'ed with. */
 static size_t x16_row_qs(uint32_t type) {
-    return type == AC_TYPE_Q8_0 ? QK8_0 : QK4_0 / 2;
+    return type == AC_TYPE_Q8_0 ? QK8_0 : type == AC_TYPE_Q2_0 ? QK2_0 / 4 : QK4_0 / 2;
 }
 static uint8_t x16_bias(uint32_t type) {
     return type == AC_TYPE_Q8_0 ? 0x80 : 0;
@@ -191,11 +191,13 @@ static void gemm_x16_ref(uint32_t type, int n, float *out, size_t out_stride, co
 GEMM_X16_REF(q4_0, AC_TYPE_Q4_0)
 GEMM_X16_REF(q4_1, AC_TYPE_Q4_1)
 GEMM_X16_REF(q8_0, AC_TYPE_Q8_0)
+GEMM_X16_REF(q2_0, AC_TYPE_Q2_0)
 
 ac_gemm_fn ac_gemm_x16_ref(uint32_t type) {
     return type == AC_TYPE_Q4_0 ? gemm_x16_ref_q4_0
            : type == AC_TYPE_Q4_1 ? gemm_x16_ref_q4_1
            : type == AC_TYPE_Q8_0 ? gemm_x16_ref_q8_0
+           : type == AC_TYPE_Q2_0 ? gemm_x16_ref_q2_0
                                   : NULL;
 }
 

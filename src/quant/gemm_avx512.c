@@ -1,5 +1,6 @@
 /* gemm_avx512.c - AVX-512 VNNI gemm kernels for Q4_0 x Q8_0, Q4_1 x Q8_1
- * and Q8_0 x Q8_0 (and F16 x F16, see the end of the file). Built with the Makefile's AVX-512 flags; only called
+ * and Q8_0 x Q8_0, Q2_0 x Q8_1 on its x16 layout only (and F16 x F16, see
+ * the end of the file). Built with the Makefile's AVX-512 flags; only called
  * after ac_quant_cpu_has(AC_SIMD_AVX512VNNI).
  *
  * Weight rows are taken 16 at a time and repacked into a scratch buffer,
@@ -26,10 +27,10 @@
 #define GR 16 /* weight rows per group: one per dword lane */
 #define NT 8  /* tokens per register tile */
 
-enum kind { K_Q4_0, K_Q4_1, K_Q8_0 };
+enum kind { K_Q4_0, K_Q4_1, K_Q8_0, K_Q2_0 };
 
 /* Per token and block: the activation scale and the integer start value
- * (-offset * sum of quants), or for Q4_1 Q8_1's s. */
+ * (-offset * sum of quants), or for Q4_1 and Q2_0 Q8_1's s. */
 struct act {
     float d;
     union {
@@ -40,6 +41,11 @@ struct act {
 
 #define AI __attribute__((always_inline)) static inline
 
+/* Q4_1 and Q2_0 have mins (x = d * q + m) and take Q8_1 activations. */
+AI bool has_mins(enum kind k) {
+    return k == K_Q4_1 || k == K_Q2_0;
+}
+/* The plain layout's block (Q2_0 has no plain-layout kernel here). */
 AI size_t w_block(enum kind k) {
     return k == K_Q4_0 ? sizeof(block_q4_0) : k == K_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q8_0);
 }
@@ -47,17 +53,17 @@ AI size_t w_qs(enum kind k) {
     return k == K_Q4_0 ? offsetof(block_q4_0, qs) : k == K_Q4_1 ? offsetof(block_q4_1, qs) : offsetof(block_q8_0, qs);
 }
 AI size_t x_block(enum kind k) {
-    return k == K_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    return has_mins(k) ? sizeof(block_q8_1) : sizeof(block_q8_0);
 }
 AI size_t x_qs(enum kind k) {
-    return k == K_Q4_1 ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
+    return has_mins(k) ? offsetof(block_q8_1, qs) : offsetof(block_q8_0, qs);
 }
 /* Bytes of one repacked block of GR rows: 8 quant vectors, scales, mins. */
 AI size_t p_block(enum kind k) {
-    return 8 * 64 + 64 + (k == K_Q4_1 ? 64 : 0);
+    return 8 * 64 + 64 + (has_mins(k) ? 64 : 0);
 }
 AI uint32_t type_of(enum kind k) {
-    return k == K_Q4_0 ? AC_TYPE_Q4_0 : k == K_Q4_1 ? AC_TYPE_Q4_1 : AC_TYPE_Q8_0;
+    return k == K_Q4_0 ? AC_TYPE_Q4_0 : k == K_Q4_1 ? AC_TYPE_Q4_1 : k == K_Q8_0 ? AC_TYPE_Q8_0 : AC_TYPE_Q2_0;
 }
 
 static inline uint16_t ld16(const uint8_t *p) {
@@ -79,7 +85,7 @@ AI void act_table(enum kind k, const uint8_t *x, size_t x_stride, int n_tokens, 
         for (int b = 0; b < nb; b++, A++) {
             const uint8_t *p = xt + (size_t)b * x_block(k);
             A->d = _cvtsh_ss(ld16(p));
-            if (k == K_Q4_1) {
+            if (has_mins(k)) {
                 A->s = _cvtsh_ss(ld16(p + offsetof(block_q8_1, s)));
             } else {
                 /* sum of 32 signed bytes: sad of (y + 128) against 0, less 32 * 128 */
@@ -195,20 +201,37 @@ AI void repack(enum kind k, const uint8_t *w, size_t w_stride, int rows, int nb,
     }
 }
 
-/* One block of a group of 16 rows (quants q, scales dx, Q4_1's mins)
- * against one token's block y: the same arithmetic per (row, block) as
- * tile(), shared by gemv and gemv_x16 so that all give the same bits. */
+/* A block's integer dots s (16 rows) into the row sums: Q2_0 adds
+ * s * (dx * dy) + m * s_y with separate roundings, as its vec_dot_ref sums
+ * a block (so its kernels give the reference's bits); the others take one
+ * fma, Q4_1's m * s summed apart in ms by the caller. */
+AI __m512 add_block(enum kind k, __m512i s, __m512 dx, __m512 mins, const struct act *a, __m512 acc) {
+    const __m512 scale = _mm512_mul_ps(dx, _mm512_set1_ps(a->d));
+    if (k == K_Q2_0)
+        return _mm512_add_ps(acc, _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), scale),
+                                                _mm512_mul_ps(mins, _mm512_set1_ps(a->s))));
+    return _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(s), acc);
+}
+
+/* Where a block's integer sum starts: -offset * sum(y) for the signed
+ * formats' offset, 0 where the quants are taken as they are. */
+AI __m512i sum_start(enum kind k, const struct act *a) {
+    return has_mins(k) ? _mm512_setzero_si512() : _mm512_set1_epi32(a->c);
+}
+
+/* One block of a group of 16 rows (quants q, scales dx, mins) against one
+ * token's block y: the same arithmetic per (row, block) as tile(), shared
+ * by gemv and gemv_x16 so that all give the same bits. */
 AI void block_dot(enum kind k, const __m512i q[8], __m512 dx, __m512 mins, const uint8_t *y, const struct act *a,
                   __m512 *acc, __m512 *ms) {
     /* two chains: integer sums, so the split changes no bits */
-    __m512i s0 = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(a->c), s1 = _mm512_setzero_si512();
+    __m512i s0 = sum_start(k, a), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
         s0 = _mm512_dpbusd_epi32(s0, q[g], _mm512_set1_epi32(ld32(y + 4 * g)));
         s1 = _mm512_dpbusd_epi32(s1, q[g + 4], _mm512_set1_epi32(ld32(y + 16 + 4 * g)));
     }
-    const __m512i s = _mm512_add_epi32(s0, s1);
-    *acc = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a->d)), _mm512_cvtepi32_ps(s), *acc);
+    *acc = add_block(k, _mm512_add_epi32(s0, s1), dx, mins, a, *acc);
     if (k == K_Q4_1) *ms = _mm512_fmadd_ps(mins, _mm512_set1_ps(a->s), *ms);
 }
 
@@ -235,14 +258,15 @@ AI void tile(enum kind k, int nt, const uint8_t *P, int nb, const uint8_t *x, si
 #pragma GCC unroll 16
         for (int g = 0; g < 8; g++) w[g] = _mm512_load_si512((const __m512i *)(pb + 64 * g));
         const __m512 dx = _mm512_load_ps(pb + 512);
+        const __m512 mins = k == K_Q2_0 ? _mm512_load_ps(pb + 576) : _mm512_setzero_ps();
 #pragma GCC unroll 8
         for (int i = 0; i < nt; i++) {
             const struct act *a = A + (size_t)i * nb + b;
             const uint8_t *q = x + (size_t)i * x_stride + (size_t)b * x_block(k) + x_qs(k);
-            __m512i s = k == K_Q4_1 ? _mm512_setzero_si512() : _mm512_set1_epi32(a->c);
+            __m512i s = sum_start(k, a);
 #pragma GCC unroll 8
             for (int g = 0; g < 8; g++) s = _mm512_dpbusd_epi32(s, w[g], _mm512_set1_epi32(ld32(q + 4 * g)));
-            acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a->d)), _mm512_cvtepi32_ps(s), acc[i]);
+            acc[i] = add_block(k, s, dx, mins, a, acc[i]);
         }
     }
     __m512 ms[NT]; /* Q4_1: sum of m * s, kept apart from the d terms as ggml does */
@@ -307,21 +331,34 @@ AI void gemv(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride,
     }
 }
 
-/* ---- Q4_0, Q4_1 and Q8_0 on the x16 layouts (quant.h) ----
+/* ---- Q4_0, Q4_1, Q8_0 and Q2_0 on the x16 layouts (quant.h) ----
  * The layout's block of a group is load_quants' transposed vectors as
  * stored (Q4_0: before the nibbles are split; Q8_0: after the + 128) and
  * its scales are 16 consecutive halves, so the kernels below are gemv and
  * repack with those two steps replaced by plain loads: same arithmetic,
- * same bits. */
+ * same bits. Q2_0 has only this layout: its 8 code bytes a row are two
+ * dwords, and dword j's bits 2i..2i+1 of every byte are elements
+ * 8i + 4j .. 8i + 4j + 3 (block_q2_0's order), i.e. activation dword
+ * 2i + j. */
 
 AI size_t x16_qs(enum kind k) { /* quant bytes of one block of a group */
-    return k == K_Q8_0 ? 512 : 256;
+    return k == K_Q8_0 ? 512 : k == K_Q2_0 ? 128 : 256;
 }
 
 AI void load_quants_x16(enum kind k, const uint8_t *qb, __m512i w[8]) {
     if (k == K_Q8_0) {
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const void *)(qb + 64 * j));
+        return;
+    }
+    if (k == K_Q2_0) {
+        const __m512i m2 = _mm512_set1_epi8(3);
+        const __m512i c0 = _mm512_loadu_si512((const void *)qb), c1 = _mm512_loadu_si512((const void *)(qb + 64));
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            w[2 * i] = _mm512_and_si512(_mm512_srli_epi32(c0, 2 * i), m2);
+            w[2 * i + 1] = _mm512_and_si512(_mm512_srli_epi32(c1, 2 * i), m2);
+        }
         return;
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -364,7 +401,7 @@ AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_str
             }
             __m512i q[8];
             load_quants_x16(k, w + (size_t)b * x16_qs(k), q);
-            const __m512 mins = k == K_Q4_1 ? load_mins_x16(k, w, nb, b) : _mm512_setzero_ps();
+            const __m512 mins = has_mins(k) ? load_mins_x16(k, w, nb, b) : _mm512_setzero_ps();
             block_dot(k, q, load_scales_x16(k, w, nb, b), mins, x + (size_t)b * x_block(k) + x_qs(k), &A[b], &acc,
                       &ms);
         }
@@ -380,7 +417,7 @@ AI void repack_x16(enum kind k, const uint8_t *g, int nb, uint8_t *P) {
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) _mm512_store_si512((__m512i *)(P + 64 * j), q[j]);
         _mm512_store_ps(P + 512, load_scales_x16(k, g, nb, b));
-        if (k == K_Q4_1) _mm512_store_ps(P + 576, load_mins_x16(k, g, nb, b));
+        if (has_mins(k)) _mm512_store_ps(P + 576, load_mins_x16(k, g, nb, b));
     }
 }
 
@@ -455,11 +492,13 @@ GEMM_FN(q8_0, K_Q8_0, false)
 GEMM_FN(q4_0x16, K_Q4_0, true)
 GEMM_FN(q4_1x16, K_Q4_1, true)
 GEMM_FN(q8_0x16, K_Q8_0, true)
+GEMM_FN(q2_0x16, K_Q2_0, true)
 
 ac_gemm_fn ac_gemm_x16_avx512(uint32_t type) {
     return type == AC_TYPE_Q4_0   ? gemm_q4_0x16_avx512
            : type == AC_TYPE_Q4_1 ? gemm_q4_1x16_avx512
            : type == AC_TYPE_Q8_0 ? gemm_q8_0x16_avx512
+           : type == AC_TYPE_Q2_0 ? gemm_q2_0x16_avx512
                                   : NULL;
 }
 
