@@ -6,7 +6,7 @@
  * tokens 1, 3, 5, 17), with misaligned pointers and padded strides, with
  * and without bias and accumulation; one token at a time must give the
  * batch's bits. The x16 layouts' kernels (Q4_0, Q4_1, Q8_0) give the plain ones' bits,
- * Q2_0's (no plain kernel) the reference's.
+ * Q2_0's and Q2_K's (no plain kernel) the reference's.
  * Then end to end: a tiny model with quantized matrices gives
  * the same logits through the gemm kernels as through the scalar vec_dot
  * path, within 1e-3 of the largest logit, and token by token the same bits
@@ -179,8 +179,8 @@ static void test_gemm_bits_per_token(void **state) {
     assert_true(checked >= 5);
 }
 
-/* The x16 layouts (Q4_0, Q4_1, Q8_0, Q2_0): the scalar reference gives vec_dot_ref's
- * bits, and the AVX-512 kernel the plain kernel's bits (Q2_0: the reference's; one token and
+/* The x16 layouts (Q4_0, Q4_1, Q8_0, Q2_0, Q2_K): the scalar reference gives vec_dot_ref's
+ * bits, and the AVX-512 kernel the plain kernel's bits (Q2_0, Q2_K: the reference's; one token and
  * batches, every option), at row counts that leave a ragged last group,
  * from an odd address. */
 static void check_x16(uint32_t type, int n, int n_rows, int n_tokens) {
@@ -213,7 +213,7 @@ static void check_x16(uint32_t type, int n, int n_rows, int n_tokens) {
             fail_msg("%sx16 ref n=%d rows=%d tokens=%d opt=%d differs from vec_dot_ref", name, n, n_rows, n_tokens,
                      opt);
         if (!simd) continue;
-        /* Q2_0 has no plain-layout gemm: its x16 kernel gives the reference's bits */
+        /* Q2_0 and Q2_K have no plain-layout gemm: their x16 kernels give the reference's bits */
         const ac_gemm_fn plain = ac_gemm_select(type, AC_SIMD_AVX512VNNI);
         memcpy(got, init, sizeof(float) * n_out);
         if (plain) {
@@ -248,6 +248,11 @@ static void test_x16(void **state) {
                 for (size_t c = 0; c < sizeof tokens / sizeof tokens[0]; c++)
                     check_x16(types[t], ns[a], rows[b], tokens[c]);
     }
+    /* Q2_K: rows of whole 256-element superblocks */
+    assert_true(ac_x16_has(AC_TYPE_Q2_K));
+    for (int a = 1; a <= 3; a += 2)
+        for (size_t b = 0; b < sizeof rows / sizeof rows[0]; b++)
+            for (size_t c = 0; c < sizeof tokens / sizeof tokens[0]; c++) check_x16(AC_TYPE_Q2_K, 256 * a, rows[b], tokens[c]);
     /* sizes that are no rows of the type, and types without the layout:
      * one error, nothing written */
     char err[256] = "";
@@ -281,11 +286,13 @@ static void test_selection(void **state) {
     assert_null(ac_quant_gemm_x16(AC_TYPE_Q4_1));
     assert_null(ac_quant_gemm_x16(AC_TYPE_Q8_0));
     assert_null(ac_quant_gemm_x16(AC_TYPE_Q2_0));
+    assert_null(ac_quant_gemm_x16(AC_TYPE_Q2_K));
     ac_quant_force_scalar(false);
     assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q4_0) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
     assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q8_0) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
     assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q4_1) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
     assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q2_0) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
+    assert_int_equal(ac_quant_gemm_x16(AC_TYPE_Q2_K) != NULL, ac_quant_cpu_has(AC_SIMD_AVX512VNNI));
     assert_null(ac_quant_gemm_x16(AC_TYPE_Q5_0));
 }
 

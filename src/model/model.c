@@ -128,7 +128,7 @@ static size_t x16_bytes(const struct ac_tensor *t) {
     return (ac_x16_size(t->type, t->rows, t->cols) + 63) & ~(size_t)63;
 }
 
-/* Copies every matrix whose type has an x16 layout (Q4_0, Q4_1, Q8_0, Q2_0) into it
+/* Copies every matrix whose type has an x16 layout (Q4_0, Q4_1, Q8_0, Q2_0, Q2_K) into it
  * when the SIMD level has its kernel: decode's 16-row gemv then loads
  * quants and scales as whole vectors instead of transposing blocks and
  * gathering scales on every token. The file map is read-only, so the copies

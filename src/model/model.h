@@ -20,7 +20,7 @@ struct ac_tensor {
     int64_t cols;  /* ne[0]: the contiguous dimension */
     int64_t rows;  /* ne[1] */
     size_t bytes;
-    /* Q4_0, Q4_1, Q8_0 and Q2_0 matrices: the x16 copy (quant.h) that matmuls read
+    /* matrices of the x16 types (quant.h): the x16 copy that matmuls read
      * where the SIMD level has its kernel, else NULL; data stays the file's
      * rows. */
     const void *x16;

@@ -80,7 +80,8 @@ ac_gemm_fn ac_quant_gemm(uint32_t type) {
  * one packer serves all four; Q8_0's quants are stored + 128. */
 
 bool ac_x16_has(uint32_t type) {
-    return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q4_1 || type == AC_TYPE_Q8_0 || type == AC_TYPE_Q2_0;
+    return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q4_1 || type == AC_TYPE_Q8_0 || type == AC_TYPE_Q2_0 ||
+           type == AC_TYPE_Q2_K;
 }
 
 /* Halves before a block's quants: d, and the m of Q4_1 and Q2_0. */
@@ -109,11 +110,43 @@ static size_t x16_qs_at(uint32_t type, int64_t b) {
     return (size_t)b * AC_X16_ROWS * x16_row_qs(type);
 }
 
+/* Q2_K's x16 superblock of a group (quant.h): the 16 rows' qs as 16
+ * dwords, their scales bytes, d and dmin. */
+#define Q2K_X16_SCALES (16 * QK_K / 4)
+#define Q2K_X16_D (Q2K_X16_SCALES + 16 * QK_K / 16)
+#define Q2K_X16_DMIN (Q2K_X16_D + 16 * (int)sizeof(ac_half))
+
+/* Row r's block of a group's superblock sb <-> the plain block_q2_K. */
+static void q2_K_x16_put(uint8_t *sb, int r, const block_q2_K *blk) {
+    for (int j = 0; j < QK_K / 16; j++) memcpy(sb + 64 * j + 4 * r, blk->qs + 4 * j, 4);
+    for (int g = 0; g < QK_K / 16; g++) sb[Q2K_X16_SCALES + 16 * g + r] = blk->scales[g];
+    memcpy(sb + Q2K_X16_D + 2 * r, &blk->d, 2);
+    memcpy(sb + Q2K_X16_DMIN + 2 * r, &blk->dmin, 2);
+}
+static void q2_K_x16_get(const uint8_t *sb, int r, block_q2_K *blk) {
+    for (int j = 0; j < QK_K / 16; j++) memcpy(blk->qs + 4 * j, sb + 64 * j + 4 * r, 4);
+    for (int g = 0; g < QK_K / 16; g++) blk->scales[g] = sb[Q2K_X16_SCALES + 16 * g + r];
+    memcpy(&blk->d, sb + Q2K_X16_D + 2 * r, 2);
+    memcpy(&blk->dmin, sb + Q2K_X16_DMIN + 2 * r, 2);
+}
+
 int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_t n_rows, int64_t n, char *err) {
     const size_t bytes = ac_x16_size(type, n_rows, n);
     if (!bytes)
         return ac_errf(err, "x16 layout: cannot pack %lld rows of %lld elements of type %u", (long long)n_rows,
                        (long long)n, (unsigned)type);
+    if (type == AC_TYPE_Q2_K) {
+        const int64_t nb = n / QK_K;
+        uint8_t *g = dst;
+        for (int64_t r0 = 0; r0 < n_rows; r0 += AC_X16_ROWS, g += AC_X16_ROWS * (size_t)nb * sizeof(block_q2_K))
+            for (int r = 0; r < AC_X16_ROWS; r++) {
+                const int64_t src_row = r0 + r < n_rows ? r0 + r : n_rows - 1;
+                const block_q2_K *row = (const void *)((const uint8_t *)w + (size_t)src_row * w_stride);
+                for (int64_t b = 0; b < nb; b++)
+                    q2_K_x16_put(g + (size_t)b * AC_X16_ROWS * sizeof(block_q2_K), r, &row[b]);
+            }
+        return 0;
+    }
     const size_t blk = ac_type_traits(type)->type_size, qs = x16_row_qs(type);
     const int64_t nb = n / ac_type_traits(type)->blck_size;
     const size_t group = AC_X16_ROWS * ac_row_size(type, n);
@@ -145,6 +178,12 @@ int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_
 
 /* Row r's block b of a packed group, back in the plain layout (blk). */
 static void x16_unpack_block(uint32_t type, const uint8_t *group, int64_t nb, int r, int64_t b, uint8_t *blk) {
+    if (type == AC_TYPE_Q2_K) {
+        block_q2_K q;
+        q2_K_x16_get(group + (size_t)b * AC_X16_ROWS * sizeof(block_q2_K), r, &q);
+        memcpy(blk, &q, sizeof q);
+        return;
+    }
     const uint8_t bias = x16_bias(type);
     const uint8_t *q = group + x16_qs_at(type, b) + 4 * r;
     const size_t halves = x16_halves(type), plane = (size_t)nb * AC_X16_ROWS * sizeof(ac_half);
@@ -162,7 +201,7 @@ static void gemm_x16_ref(uint32_t type, int n, float *out, size_t out_stride, co
     const struct ac_type_traits *wt = ac_type_traits(type);
     const size_t yblk = ac_type_traits(wt->vec_dot_type)->type_size;
     const int bs = wt->blck_size, nb = n / bs;
-    uint8_t blk[2 * sizeof(ac_half) + QK8_0];
+    uint8_t blk[sizeof(block_q2_K)]; /* the largest block of an x16 type */
     for (int t = 0; t < n_tokens; t++) {
         const uint8_t *y = (const uint8_t *)x + (size_t)t * x_stride;
         float *o = out + (size_t)t * out_stride;
@@ -192,12 +231,14 @@ GEMM_X16_REF(q4_0, AC_TYPE_Q4_0)
 GEMM_X16_REF(q4_1, AC_TYPE_Q4_1)
 GEMM_X16_REF(q8_0, AC_TYPE_Q8_0)
 GEMM_X16_REF(q2_0, AC_TYPE_Q2_0)
+GEMM_X16_REF(q2_K, AC_TYPE_Q2_K)
 
 ac_gemm_fn ac_gemm_x16_ref(uint32_t type) {
     return type == AC_TYPE_Q4_0 ? gemm_x16_ref_q4_0
            : type == AC_TYPE_Q4_1 ? gemm_x16_ref_q4_1
            : type == AC_TYPE_Q8_0 ? gemm_x16_ref_q8_0
            : type == AC_TYPE_Q2_0 ? gemm_x16_ref_q2_0
+           : type == AC_TYPE_Q2_K ? gemm_x16_ref_q2_K
                                   : NULL;
 }
 

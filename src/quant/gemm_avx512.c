@@ -1,6 +1,6 @@
 /* gemm_avx512.c - AVX-512 VNNI gemm kernels for Q4_0 x Q8_0, Q4_1 x Q8_1
- * and Q8_0 x Q8_0, Q2_0 x Q8_1 on its x16 layout only (and F16 x F16, see
- * the end of the file). Built with the Makefile's AVX-512 flags; only called
+ * and Q8_0 x Q8_0; Q2_0 x Q8_1 and Q2_K x Q8_K on their x16 layouts only
+ * (and F16 x F16, see the end of the file). Built with the Makefile's AVX-512 flags; only called
  * after ac_quant_cpu_has(AC_SIMD_AVX512VNNI).
  *
  * Weight rows are taken 16 at a time and repacked into a scratch buffer,
@@ -494,11 +494,87 @@ GEMM_FN(q4_1x16, K_Q4_1, true)
 GEMM_FN(q8_0x16, K_Q8_0, true)
 GEMM_FN(q2_0x16, K_Q2_0, true)
 
+/* ---- Q2_K x Q8_K on its x16 layout (quant.h) ----
+ * A superblock of a group holds the 16 rows' qs as 16 dwords (dword j of
+ * row r at 64 * j + 4 * r), then their 16 scale bytes (scale g of row r at
+ * 1024 + 16 * g + r), then d and dmin (16 halves each). Dword j's field s
+ * (bits 2s..2s+1 of each byte) holds elements 128 h + 32 s + 4 (j % 8) ..
+ * + 3, h = j / 8: sub-block g = 8 h + 2 s + (j % 8) / 4. Each sub-block's
+ * 16 products are one int32 per row (4 vpdpbusd), times its 4-bit scale
+ * (vpmulld); the mins' sum takes Q8_K's bsums; both sums are exact, and
+ * the superblock adds dall * isum - dmin * summs as vec_dot_ref does, so
+ * the kernel gives the reference's bits. One token at a time: a batch is
+ * one gemv per token (the matrices that use Q2_K here are a few hundred
+ * KB and stay in L2 across tokens). */
+#define Q2K_SB (GR * sizeof(block_q2_K))
+
+static void gemv_q2_K_x16(int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const block_q8_K *y,
+                          const float *bias, bool accumulate) {
+    const size_t group = (size_t)GR * w_stride, end = (size_t)((n_rows + GR - 1) / GR) * group;
+    const size_t slice = (group + (size_t)nb - 1) / (size_t)nb;
+    for (size_t o = 0; o < (end < 5 * group ? end : 5 * group); o += 64)
+        _mm_prefetch((const char *)(w + o), _MM_HINT_T1);
+    const __m512i m2 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi32(15);
+    for (int r0 = 0; r0 < n_rows; r0 += GR, w += group) {
+        const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
+        const __mmask16 mask = (__mmask16)((1u << rows) - 1);
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            for (size_t o = group + (size_t)b * slice; o < group + (size_t)(b + 1) * slice; o += 64) {
+                _mm_prefetch((const char *)(w + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(w + o + 4 * group), _MM_HINT_T1);
+            }
+            const uint8_t *sb = w + (size_t)b * Q2K_SB;
+            const int8_t *yq = y[b].qs;
+            __m512i isum = _mm512_setzero_si512(), summs = _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+#pragma GCC unroll 2
+                for (int half = 0; half < 2; half++) {
+                    __m512i q[4];
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++)
+                        q[k] = _mm512_loadu_si512((const void *)(sb + 64 * (8 * h + 4 * half + k)));
+#pragma GCC unroll 4
+                    for (int f = 0; f < 4; f++) {
+                        const int g = 8 * h + 2 * f + half;
+                        __m512i dot = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                        for (int k = 0; k < 4; k++)
+                            dot = _mm512_dpbusd_epi32(
+                                dot, _mm512_and_si512(_mm512_srli_epi32(q[k], 2 * f), m2),
+                                _mm512_set1_epi32(ld32((const uint8_t *)yq + 128 * h + 32 * f + 16 * half + 4 * k)));
+                        const __m512i sc =
+                            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(sb + 1024 + 16 * (size_t)g)));
+                        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(dot, _mm512_and_si512(sc, m4)));
+                        summs = _mm512_add_epi32(
+                            summs, _mm512_mullo_epi32(_mm512_srli_epi32(sc, 4), _mm512_set1_epi32(y[b].bsums[g])));
+                    }
+                }
+            const __m512 yd = _mm512_set1_ps(y[b].d);
+            const __m512 dall = _mm512_mul_ps(yd, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sb + 1280))));
+            const __m512 dmin = _mm512_mul_ps(yd, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sb + 1312))));
+            acc = _mm512_add_ps(acc, _mm512_sub_ps(_mm512_mul_ps(dall, _mm512_cvtepi32_ps(isum)),
+                                                   _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summs))));
+        }
+        /* a kind without Q4_1's separate mins sum: the store alone */
+        store_group(K_Q2_0, acc, _mm512_setzero_ps(), out + r0, bias ? bias + r0 : NULL, mask, accumulate);
+    }
+}
+
+static void gemm_q2_Kx16_avx512(int n, float *out, size_t out_stride, const void *w, size_t w_stride, int n_rows,
+                                const void *x, size_t x_stride, int n_tokens, const float *bias, bool accumulate) {
+    for (int t = 0; t < n_tokens; t++)
+        gemv_q2_K_x16(n / QK_K, out + (size_t)t * out_stride, w, w_stride, n_rows,
+                      (const block_q8_K *)(const void *)((const uint8_t *)x + (size_t)t * x_stride), bias, accumulate);
+}
+
 ac_gemm_fn ac_gemm_x16_avx512(uint32_t type) {
     return type == AC_TYPE_Q4_0   ? gemm_q4_0x16_avx512
            : type == AC_TYPE_Q4_1 ? gemm_q4_1x16_avx512
            : type == AC_TYPE_Q8_0 ? gemm_q8_0x16_avx512
            : type == AC_TYPE_Q2_0 ? gemm_q2_0x16_avx512
+           : type == AC_TYPE_Q2_K ? gemm_q2_Kx16_avx512
                                   : NULL;
 }
 

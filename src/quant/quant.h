@@ -110,15 +110,18 @@ ac_gemm_fn ac_quant_gemm(uint32_t type);
 /* Weights interleaved 16 rows at a time ("x16" layouts), for the decode
  * path: the 16-row gemv otherwise transposes the rows' quants and gathers
  * each block's fp16 scale from the plain blocks on every call. Types that
- * have one: Q4_0 ("q4_0x16"), Q4_1 ("q4_1x16"), Q8_0 ("q8_0x16") and
- * Q2_0 ("q2_0x16"). A group of 16 rows (a ragged last group repeats its
- * last row) holds, for each block b, the block's quants of the 16 rows,
- * dword j of row r's qs at byte 64 * j + 4 * r (Q4_0, Q4_1: 4 dwords, 256
- * bytes; Q2_0: 2 dwords, 128 bytes; Q8_0: 8 dwords, 512 bytes, each quant
- * stored + 128 as an unsigned byte, x ^ 0x80, as VNNI's unsigned operand
- * wants it), and after all nb blocks the scales (row r of block b at half
- * 16 * b + r), for Q4_1 and Q2_0 followed by the mins likewise. A group is 16 row sizes long, so row r0 (a multiple of 16)
- * starts at r0 * ac_row_size(type, n) as in the plain layout. */
+ * have one: Q4_0, Q4_1, Q8_0, Q2_0 and Q2_K ("q4_0x16" ...). A group of 16
+ * rows (a ragged last group repeats its last row) holds, for each block b,
+ * the block's quants of the 16 rows, dword j of row r's qs at byte
+ * 64 * j + 4 * r (Q4_0, Q4_1: 4 dwords, 256 bytes; Q2_0: 2 dwords, 128
+ * bytes; Q8_0: 8 dwords, 512 bytes, each quant stored + 128 as an unsigned
+ * byte, x ^ 0x80, as VNNI's unsigned operand wants it), and after all nb
+ * blocks the scales (row r of block b at half 16 * b + r), for Q4_1 and
+ * Q2_0 followed by the mins likewise. Q2_K keeps each superblock of the 16
+ * rows together: their qs as 16 dwords (as above), then scale byte g of
+ * row r at 1024 + 16 * g + r, then the 16 d and the 16 dmin halves. A
+ * group is 16 row sizes long, so row r0 (a multiple of 16) starts at
+ * r0 * ac_row_size(type, n) as in the plain layout. */
 #define AC_X16_ROWS 16
 
 /* Whether type has an x16 layout (whatever the SIMD level). */
@@ -135,9 +138,9 @@ int ac_x16_pack(uint32_t type, void *dst, const void *w, size_t w_stride, int64_
 
 /* The gemm kernel for packed weights of type (ac_gemm_fn's contract,
  * w_stride the plain row size, w at a group's start), with the same bits
- * as the plain kernel of the level in use (Q2_0, which has no plain gemm
- * kernel: vec_dot_ref's bits); NULL where that level has none (callers
- * then use the plain rows). */
+ * as the plain kernel of the level in use (Q2_0 and Q2_K, which have no
+ * plain gemm kernel: vec_dot_ref's bits); NULL where that level has none
+ * (callers then use the plain rows). */
 ac_gemm_fn ac_quant_gemm_x16(uint32_t type);
 
 /* Scalar reference of the packed kernel of type (NULL for a type without an
