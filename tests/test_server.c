@@ -480,6 +480,7 @@ static void test_chat(void **state) {
     assert_true(n_gen >= 1 && n_gen <= 16);
     if (!strcmp(finish, "length")) assert_int_equal(n_gen, 16);
     assert_int_equal((int)json_num(j, "usage.total_tokens"), n_prompt + n_gen);
+    assert_int_equal((int)json_num(j, "usage.prompt_tokens_details.cached_tokens"), 0);
     assert_string_equal(json_str(j, "agentcompress.variant"), VARIANT);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "agentcompress"),
                                                               "complexity")));
@@ -489,7 +490,8 @@ static void test_chat(void **state) {
     cJSON_Delete(j);
     http_free(&h);
 
-    /* the same greedy request, with the router's name, answers the same */
+    /* the same greedy request, with the router's name, answers the same,
+     * from the cached prompt (all but the token that gives the logits) */
     h = request("POST", "/v1/chat/completions",
                 "{\"model\":\"agentcompress\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of "
                 "France?\"}],\"temperature\":0,\"max_tokens\":16}");
@@ -497,6 +499,8 @@ static void test_chat(void **state) {
     j = parse_json(&h);
     assert_string_equal(json_str(j, "choices.0.message.content"), greedy_chat_text);
     assert_string_equal(json_str(j, "model"), "agentcompress");
+    assert_int_equal((int)json_num(j, "usage.prompt_tokens"), n_prompt);
+    assert_int_equal((int)json_num(j, "usage.prompt_tokens_details.cached_tokens"), n_prompt - 1);
     cJSON_Delete(j);
     http_free(&h);
 }

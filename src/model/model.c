@@ -459,6 +459,7 @@ struct ac_context {
     float *threshold;       /* (n_layers, AC_SITE_COUNT), or NULL: dense */
     int32_t *nz_idx;        /* (B, widest input) indices of kept inputs */
     int *nz_count;          /* (B) */
+    int32_t *ids;           /* (n_ctx) the token at each cached position */
     int widest;
     double weight_bytes;
     long tokens_processed;
@@ -488,6 +489,15 @@ void ac_context_truncate(struct ac_context *c, int n_past) {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
 }
 
+int ac_context_keep_prefix(struct ac_context *c, const int32_t *tokens, int n_tokens) {
+    int keep = 0;
+    while (keep < c->n_past && keep < n_tokens - 1 && c->ids[keep] == tokens[keep]) keep++;
+    c->n_past = keep;
+    c->weight_bytes = 0.0;
+    c->tokens_processed = 0;
+    return keep;
+}
+
 void ac_context_free(struct ac_context *c) {
     if (!c) return;
     ac_pool_free(c->pool);
@@ -502,6 +512,7 @@ void ac_context_free(struct ac_context *c) {
     free(c->threshold);
     free(c->nz_idx);
     free(c->nz_count);
+    free(c->ids);
     free(c);
 }
 
@@ -562,9 +573,10 @@ int ac_context_new(struct ac_context **out, const struct ac_model *m, const stru
     c->skip_layer = calloc((size_t)cfg->n_layers, sizeof *c->skip_layer);
     c->nz_idx = malloc((B * widest + 16) * sizeof *c->nz_idx); /* + the 16 ac_sparse_select may store past */
     c->nz_count = malloc(B * sizeof *c->nz_count);
+    c->ids = malloc((size_t)c->n_ctx * sizeof *c->ids);
     if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->xq || !c->q16 || !c->k16 ||
         !c->scratch || !c->k_cache || !c->v_cache || !c->rope_cos || !c->rope_sin || !c->skip_layer || !c->nz_idx ||
-        !c->nz_count) {
+        !c->nz_count || !c->ids) {
         ac_context_free(c);
         return ac_errf(err, "out of memory allocating a context of %d positions", c->n_ctx);
     }
@@ -900,6 +912,7 @@ static void forward_batch(struct ac_context *c, const int32_t *tokens, int n) {
     const size_t emb_row = ac_row_size(m->tok_embd.type, dim);
     const struct ac_type_traits *f16 = ac_type_traits(AC_TYPE_F16);
 
+    memcpy(c->ids + c->n_past, tokens, (size_t)n * sizeof *tokens);
     for (int t = 0; t < n; t++)
         emb->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * emb_row, c->x + (size_t)t * dim, dim);
     c->weight_bytes += (double)emb_row * n;

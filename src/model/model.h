@@ -141,6 +141,13 @@ void ac_context_reset(struct ac_context *c);
 /* Forgets the positions from n_past on (n_past <= ac_context_n_past), so
  * that a shared prefix is not run again; counters are kept. */
 void ac_context_truncate(struct ac_context *c, int n_past);
+/* Prompt caching: keeps the cached positions that hold tokens[0..) from
+ * the start (at most n_tokens - 1 of them, so that the last token is run
+ * again for its logits), forgets the rest, zeroes the counters and returns
+ * how many positions were kept. Running tokens[kept..) then gives the same
+ * bits as running all of them on a reset context (the forward pass does
+ * not depend on how tokens are batched). */
+int ac_context_keep_prefix(struct ac_context *c, const int32_t *tokens, int n_tokens);
 
 enum ac_logits_mode {
     AC_LOGITS_NONE,

@@ -92,6 +92,14 @@ done:
     return rc;
 }
 
+/* The context ready for the prompt: reset, or cut back to the prompt's
+ * cached prefix; returns the positions kept. */
+static int fresh_start(struct ac_context *ctx, const int32_t *prompt, int n_prompt, bool reuse_prefix) {
+    if (reuse_prefix) return ac_context_keep_prefix(ctx, prompt, n_prompt);
+    ac_context_reset(ctx);
+    return 0;
+}
+
 int ac_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const int32_t *prompt, int n_prompt,
                 const struct ac_gen_params *params, ac_token_fn on_token, void *user, struct ac_gen_stats *stats,
                 char *err) {
@@ -118,13 +126,15 @@ int ac_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const in
         ac_errf(err, "out of memory");
         goto done;
     }
-    ac_context_reset(ctx);
     double t0 = ac_time_s();
-    if (ac_decode(ctx, prompt, n_prompt, AC_LOGITS_LAST, logits, err) != 0) goto done;
+    const int keep = fresh_start(ctx, prompt, n_prompt, params->reuse_prefix);
+    if (ac_decode(ctx, prompt + keep, n_prompt - keep, AC_LOGITS_LAST, logits, err) != 0) goto done;
     if (params->draft) {
-        ac_context_reset(params->draft);
-        if (ac_decode(params->draft, prompt, n_prompt, AC_LOGITS_NONE, NULL, err) != 0) goto done;
+        const int keep_draft = fresh_start(params->draft, prompt, n_prompt, params->reuse_prefix);
+        if (ac_decode(params->draft, prompt + keep_draft, n_prompt - keep_draft, AC_LOGITS_NONE, NULL, err) != 0)
+            goto done;
     }
+    stats->n_cached = keep;
     stats->prefill_s = ac_time_s() - t0;
     stats->n_prompt = n_prompt;
     t0 = ac_time_s();

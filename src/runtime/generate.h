@@ -23,10 +23,16 @@ struct ac_gen_params {
      * batching), at fewer passes over the large model's weights. NULL: off. */
     struct ac_context *draft;
     int n_draft; /* >= 1 with a draft */
+    /* Prompt caching: keep the context's cached positions that the prompt
+     * starts with (ac_context_keep_prefix) instead of resetting it, so a
+     * prompt that extends the previous conversation runs only its new
+     * tokens. Same output as without. */
+    bool reuse_prefix;
 };
 
 struct ac_gen_stats {
-    int n_prompt;     /* tokens prefilled */
+    int n_prompt;     /* tokens of the prompt */
+    int n_cached;     /* of which were kept from the context's cache, not run (reuse_prefix) */
     int n_generated;  /* tokens produced (including a final EOG token) */
     int n_decoded;    /* forward passes after the prompt's (one token each, or a batch to verify) */
     double prefill_s; /* wall time of the prompt's forward pass */
@@ -42,7 +48,7 @@ struct ac_gen_stats {
 typedef bool (*ac_token_fn)(void *user, int32_t id);
 
 /* Generates after prompt[0..n_prompt) on a context (and draft context) that
- * is reset first.
+ * is reset first (reuse_prefix: cut back to the prompt's cached prefix).
  * Stops at n_predict tokens, an EOG token (unless ignore_eos), the end of
  * the context, or when on_token asks. */
 int ac_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, const int32_t *prompt, int n_prompt,

@@ -253,6 +253,9 @@ static void add_usage(cJSON *root, const struct ac_run_result *res) {
     cJSON_AddNumberToObject(u, "prompt_tokens", res->n_prompt);
     cJSON_AddNumberToObject(u, "completion_tokens", res->n_generated);
     cJSON_AddNumberToObject(u, "total_tokens", (double)res->n_prompt + res->n_generated);
+    /* as OpenAI reports prompt caching */
+    cJSON *details = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(details, "cached_tokens", res->n_cached);
 }
 
 /* Our own object: the configuration that ran the request and its cost. */

@@ -213,12 +213,16 @@ int ac_backend_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, 
     struct ac_gen_params gp = {
         .n_predict = req->max_tokens > 0 && req->max_tokens < room ? req->max_tokens : room,
         .sampling = {.temp = req->temperature, .top_k = 0, .top_p = req->top_p, .seed = req->seed},
+        /* a context kept across requests (the single backend's) starts from
+         * the previous conversation's cached prefix; a new one has none */
+        .reuse_prefix = true,
     };
     struct run_state rs = {.tok = tok, .emit = emit, .user = user};
     struct ac_gen_stats st;
     if (ac_generate(ctx, tok, ids, n_ids, &gp, on_token, &rs, &st, err) != 0) return -1;
     memset(res, 0, sizeof *res);
     res->n_prompt = st.n_prompt;
+    res->n_cached = st.n_cached;
     res->n_generated = st.n_generated;
     res->hit_length = !st.hit_eog && !rs.stopped;
     res->cost_bytes = ac_context_weight_bytes(ctx);

@@ -74,6 +74,7 @@ int ac_api_errorf(struct ac_api_error *e, int status, const char *type, const ch
 /* What one run did. */
 struct ac_run_result {
     int n_prompt;      /* prompt tokens processed */
+    int n_cached;      /* of which were reused from the previous request's cache, not run */
     int n_generated;   /* tokens the model produced (a final end token included) */
     bool hit_length;   /* stopped by max_tokens or the end of the context */
     double cost_bytes; /* bytes of weights read for the prompt and the generated tokens */
