@@ -75,8 +75,11 @@ static void test_priority_eviction(void **state) {
     fclose(f);
     struct ac_variant_cache *c;
     assert_int_equal(ac_cache_new(&c, dir, man, &p, err), 0);
+    assert_int_equal(ac_cache_load_id(c, "a"), 0); /* not resident */
     use(c, "a", false);
     use(c, "b", false);
+    const long b_load = ac_cache_load_id(c, "b");
+    assert_true(b_load > 0 && b_load != ac_cache_load_id(c, "a"));
     use(c, "a", true);
     use(c, "a", true);
     use(c, "a", true); /* a: frequent; b: older and rarer */
@@ -85,6 +88,7 @@ static void test_priority_eviction(void **state) {
     assert_true(ac_cache_is_resident(c, "a"));
     assert_false(ac_cache_is_resident(c, "b"));
     assert_true(ac_cache_is_resident(c, "c"));
+    assert_int_equal(ac_cache_load_id(c, "b"), 0);
 
     /* pinned variants are never evicted: with a and c in use, b cannot load */
     struct ac_model *ma, *mc, *mb;
@@ -113,6 +117,11 @@ static void test_priority_eviction(void **state) {
     assert_int_equal(st.hits + st.misses, 16); /* successful acquisitions */
     assert_int_equal(st.misses, 3);
     assert_int_equal(st.evictions, 1);
+    /* b back after its eviction: a new load, whatever address it gets */
+    const long a_load = ac_cache_load_id(c, "a");
+    use(c, "b", false);
+    assert_true(ac_cache_load_id(c, "b") > b_load);
+    assert_true(ac_cache_load_id(c, "b") != a_load && ac_cache_load_id(c, "b") != ac_cache_load_id(c, "c"));
     assert_true(st.swap_seconds > 0.0 && st.resident_bytes <= p.budget_bytes);
     ac_cache_free(c);
     ac_manifest_free(man);

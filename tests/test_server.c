@@ -948,13 +948,34 @@ static void test_routed_backend(void **state) {
     assert_true(n_miss >= 1 && n_miss <= 2);
     assert_int_equal(n_hit + n_miss, 5);
     http_free(&h);
+    /* the same request twice on one configuration: the second runs from the
+     * kept context's cached prompt, and answers the same */
+    static const char again[] = "{\"model\":\"lite\",\"prompt\":\"hello there, how are you today?\","
+                                "\"temperature\":0,\"max_tokens\":3}";
+    char *first_text = NULL;
+    for (int k = 0; k < 2; k++) {
+        h = request_to(rport, "POST", "/v1/completions", NULL, NULL, again, strlen(again));
+        if (h.status != 200) fail_msg("completion: %d %s", h.status, h.body);
+        j = parse_json(&h);
+        if (k == 0) {
+            first_text = strdup(json_str(j, "choices.0.text"));
+        } else {
+            assert_string_equal(json_str(j, "choices.0.text"), first_text);
+            assert_int_equal((int)json_num(j, "usage.prompt_tokens_details.cached_tokens"),
+                             (int)json_num(j, "usage.prompt_tokens") - 1);
+        }
+        cJSON_Delete(j);
+        http_free(&h);
+    }
+    free(first_text);
     ac_server_stop(rs);
     ac_backend_free(rb);
-    /* one telemetry row per run, routed ones with a complexity, all with the task's ids */
+    /* one telemetry row per run, routed ones with a complexity, all with the task's ids (the
+     * last two found lite resident) */
     snprintf(cmd, sizeof cmd,
              "test \"$(sqlite3 %s \"SELECT count(*), count(complexity), sum(cache_hit), sum(head_ids != '[]') "
-             "FROM requests\")\" = '5|2|%d|5'",
-             tele, n_hit);
+             "FROM requests\")\" = '7|2|%d|7'",
+             tele, n_hit + 2);
     if (system(cmd) != 0) {
         snprintf(cmd, sizeof cmd, "sqlite3 -header %s 'SELECT * FROM requests' >&2", tele);
         (void)system(cmd);

@@ -21,6 +21,7 @@ struct entry {
     bool loading;           /* its bytes are counted, its file is being read */
     bool queued;            /* a prefetch the loader thread has not started */
     bool prefetched;        /* loaded by a prefetch, not acquired since */
+    long load_id;           /* which load put model in place (ac_cache_load_id) */
 };
 
 struct ac_variant_cache {
@@ -35,6 +36,7 @@ struct ac_variant_cache {
     size_t loading_bytes; /* of the variants being loaded */
     int *history; /* ring of the last `window` acquired entry indices */
     long clock;   /* acquisitions so far */
+    long loads;   /* loads completed so far */
     struct ac_cache_stats st;
     pthread_t loader;
     bool loader_started, stopping;
@@ -160,6 +162,7 @@ static void end_load(struct ac_variant_cache *c, int i, struct ac_model *model, 
     c->loading_bytes -= c->e[i].bytes;
     if (model) {
         c->e[i].model = model;
+        c->e[i].load_id = ++c->loads;
         c->st.last_swap_seconds = seconds;
         c->st.swap_seconds += seconds;
         c->st.bytes_loaded += (double)c->e[i].bytes;
@@ -317,6 +320,14 @@ bool ac_cache_is_resident(struct ac_variant_cache *c, const char *name) {
     const bool r = i >= 0 && c->e[i].model != NULL;
     pthread_mutex_unlock(&c->mu);
     return r;
+}
+
+long ac_cache_load_id(struct ac_variant_cache *c, const char *name) {
+    pthread_mutex_lock(&c->mu);
+    const int i = find(c, name);
+    const long id = i >= 0 && c->e[i].model ? c->e[i].load_id : 0;
+    pthread_mutex_unlock(&c->mu);
+    return id;
 }
 
 double ac_cache_priority(struct ac_variant_cache *c, const char *name) {

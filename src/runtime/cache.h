@@ -71,6 +71,12 @@ void ac_cache_release(struct ac_variant_cache *c, const char *name);
 int ac_cache_prefetch(struct ac_variant_cache *c, const char *name, bool *started, char *err);
 
 bool ac_cache_is_resident(struct ac_variant_cache *c, const char *name);
+/* Which load of variant name is resident: a number no other load of any
+ * variant has (0: not resident). A holder of state tied to a model it
+ * acquired earlier (a context) tells by it whether that model is the one
+ * resident now or was evicted since (and maybe reloaded at the same
+ * address). */
+long ac_cache_load_id(struct ac_variant_cache *c, const char *name);
 /* Current priority of a variant (0 if never used). */
 double ac_cache_priority(struct ac_variant_cache *c, const char *name);
 void ac_cache_get_stats(struct ac_variant_cache *c, struct ac_cache_stats *out);

@@ -31,6 +31,16 @@ struct routed {
     pthread_mutex_t pf_mu;
     int pf_next;    /* variant of the request expected next (-1: none) */
     int pf_running; /* variant the current run holds (-1: none yet) */
+    /* The context of the last run, kept for prompt caching: a request on
+     * the same configuration of the same load of its variant starts from
+     * the cached prompt. Taken out (NULL) while a run uses it. */
+    pthread_mutex_t kept_mu;
+    struct kept_context {
+        struct ac_context *ctx;
+        int variant;
+        float prune, sparsity;
+        long load_id;
+    } kept;
 };
 
 struct ac_prepared {
@@ -178,15 +188,36 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
     const int next = r->pf_next;
     pthread_mutex_unlock(&r->pf_mu);
     prefetch_variant(r, next, p->variant);
+    const struct kept_context want = {
+        .variant = p->variant, .prune = p->prune, .sparsity = p->sparsity, .load_id = ac_cache_load_id(r->cache, v->name)};
+    pthread_mutex_lock(&r->kept_mu);
+    struct kept_context kept = r->kept;
+    r->kept.ctx = NULL;
+    pthread_mutex_unlock(&r->kept_mu);
     struct ac_context *ctx = NULL;
-    struct ac_context_params cp = {.n_ctx = r->n_ctx, .n_threads = r->n_threads};
-    int rc = ac_context_new(&ctx, model, &cp, err);
-    if (rc == 0 && (p->prune > 0.0f || p->sparsity > 0.0f)) {
-        pthread_mutex_lock(&r->config_mu);
-        rc = ac_variant_apply_config(model, ctx, r->dir, r->man, v->file, p->prune, p->sparsity, err);
-        pthread_mutex_unlock(&r->config_mu);
+    int rc = 0;
+    if (kept.ctx && kept.variant == want.variant && kept.prune == want.prune && kept.sparsity == want.sparsity &&
+        kept.load_id == want.load_id) {
+        ctx = kept.ctx;
+    } else {
+        ac_context_free(kept.ctx); /* frees only its own buffers: safe after its model is gone */
+        struct ac_context_params cp = {.n_ctx = r->n_ctx, .n_threads = r->n_threads};
+        rc = ac_context_new(&ctx, model, &cp, err);
+        if (rc == 0 && (p->prune > 0.0f || p->sparsity > 0.0f)) {
+            pthread_mutex_lock(&r->config_mu);
+            rc = ac_variant_apply_config(model, ctx, r->dir, r->man, v->file, p->prune, p->sparsity, err);
+            pthread_mutex_unlock(&r->config_mu);
+        }
     }
     if (rc == 0) rc = ac_backend_generate(ctx, r->tok, p->ids, p->n_ids, req, emit, user, res, err);
+    if (rc == 0) { /* keep it for the next request (one kept at a time) */
+        pthread_mutex_lock(&r->kept_mu);
+        kept = r->kept;
+        r->kept = want;
+        r->kept.ctx = ctx;
+        pthread_mutex_unlock(&r->kept_mu);
+        ctx = kept.ctx;
+    }
     ac_context_free(ctx);
     pthread_mutex_lock(&r->pf_mu);
     r->pf_running = -1;
@@ -230,6 +261,8 @@ static void routed_free(struct ac_backend *b) {
     ac_tokenizer_free(r->tok);
     ac_model_free(r->f16);
     ac_manifest_free(r->man);
+    ac_context_free(r->kept.ctx);
+    pthread_mutex_destroy(&r->kept_mu);
     pthread_mutex_destroy(&r->ctrl_mu);
     pthread_mutex_destroy(&r->config_mu);
     pthread_mutex_destroy(&r->pf_mu);
@@ -258,6 +291,7 @@ int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params
     pthread_mutex_init(&r->ctrl_mu, NULL);
     pthread_mutex_init(&r->config_mu, NULL);
     pthread_mutex_init(&r->pf_mu, NULL);
+    pthread_mutex_init(&r->kept_mu, NULL);
     r->pf_next = r->pf_running = -1;
     snprintf(r->dir, sizeof r->dir, "%s", p->dir);
     r->n_threads = p->n_threads;
