@@ -3,7 +3,9 @@
  * conversation runs only the new tokens of each prompt and generates exactly
  * what a fresh context generates (greedy and sampled), also when the prompt
  * leaves the cached conversation, repeats it, or is shorter; and it reads
- * fewer weight bytes doing so. */
+ * fewer weight bytes doing so. Then the servers' set of kept contexts
+ * (runtime/prompt_cache.h): which context a prompt gets, by configuration,
+ * conversation, room and load. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include "common/common.h"
 #include "model/model.h"
 #include "runtime/generate.h"
+#include "runtime/prompt_cache.h"
 #include "tokenizer/tokenizer.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -154,11 +157,71 @@ static void test_run_config_forgets(void **state) {
     ac_context_free(kept);
 }
 
+/* A context holding ids (run without logits). */
+static struct ac_context *holding(struct fixture *fx, const int32_t *ids, int n) {
+    char err[AC_ERR_LEN];
+    struct ac_context *ctx;
+    assert_int_equal(ac_context_new(&ctx, fx->model, &CP, err), 0);
+    if (n > 0) assert_int_equal(ac_decode(ctx, ids, n, AC_LOGITS_NONE, NULL, err), 0);
+    return ctx;
+}
+
+static void test_kept_contexts(void **state) {
+    struct fixture *fx = *state;
+    char err[AC_ERR_LEN];
+    struct ac_prompt_cache *pc;
+    assert_int_equal(ac_prompt_cache_new(&pc, 2, err), 0);
+    const struct ac_prompt_key key = {.variant = 1, .load_id = 5}, pruned = {.variant = 1, .prune = 0.1f, .load_id = 5};
+    int32_t a[MAX_IDS], b[MAX_IDS];
+    const int na = tokens(fx, "Question: what makes the sky blue? Answer: light", a);
+    const int nb = tokens(fx, "Question: name a prime number. Answer: seven", b);
+    assert_null(ac_prompt_cache_take(pc, &key, a, na)); /* empty */
+    struct ac_context *ca = holding(fx, a, na - 2), *cb = holding(fx, b, nb - 2);
+    ac_prompt_cache_put(pc, &key, ca);
+    /* b does not continue a's conversation and there is room: a new context */
+    assert_null(ac_prompt_cache_take(pc, &key, b, nb));
+    ac_prompt_cache_put(pc, &key, cb);
+    assert_int_equal(ac_prompt_cache_size(pc), 2);
+    /* each conversation finds its own context; another configuration none */
+    assert_ptr_equal(ac_prompt_cache_take(pc, &key, a, na), ca);
+    assert_ptr_equal(ac_prompt_cache_take(pc, &key, b, nb), cb);
+    ac_prompt_cache_put(pc, &key, ca);
+    ac_prompt_cache_put(pc, &key, cb);
+    assert_null(ac_prompt_cache_take(pc, &pruned, a, na));
+    /* full, a third conversation: the context sharing the longest prefix */
+    int32_t c[MAX_IDS];
+    const int nc = tokens(fx, "Question: what makes the sea", c);
+    const int with_a = ac_context_cached_prefix(ca, c, nc), with_b = ac_context_cached_prefix(cb, c, nc);
+    assert_true(with_a > with_b);
+    assert_ptr_equal(ac_prompt_cache_take(pc, &key, c, nc), ca);
+    /* put when full frees the least recently used (cb, put before ca):
+     * b, with the cache full, then gets its best partial match, ca */
+    ac_prompt_cache_put(pc, &key, ca);
+    ac_prompt_cache_put(pc, &pruned, holding(fx, c, 2));
+    assert_int_equal(ac_prompt_cache_size(pc), 2);
+    assert_ptr_equal(ac_prompt_cache_take(pc, &key, b, nb), ca);
+    ac_prompt_cache_put(pc, &key, ca);
+    /* a new load of the variant: its old contexts are freed, not handed out */
+    const struct ac_prompt_key reloaded = {.variant = 1, .load_id = 6};
+    assert_null(ac_prompt_cache_take(pc, &reloaded, a, na));
+    assert_int_equal(ac_prompt_cache_size(pc), 0);
+    ac_prompt_cache_free(pc);
+
+    /* capacity 0: nothing is kept */
+    assert_int_equal(ac_prompt_cache_new(&pc, 0, err), 0);
+    ac_prompt_cache_put(pc, &key, holding(fx, a, 2));
+    assert_int_equal(ac_prompt_cache_size(pc), 0);
+    assert_null(ac_prompt_cache_take(pc, &key, a, na));
+    ac_prompt_cache_free(pc);
+    assert_int_equal(ac_prompt_cache_new(&pc, -1, err), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_conversation),
         cmocka_unit_test(test_sampled_conversation),
         cmocka_unit_test(test_run_config_forgets),
+        cmocka_unit_test(test_kept_contexts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

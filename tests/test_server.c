@@ -278,7 +278,7 @@ static int count_tokens(const char *text) {
 static int setup(void **state) {
     (void)state;
     char err[AC_ERR_LEN];
-    struct ac_single_params sp = {.n_ctx = N_CTX};
+    struct ac_single_params sp = {.n_ctx = N_CTX, .prompt_cache = 2};
     if (ac_backend_single_new(&backend, MODEL, &sp, err) != 0) {
         fprintf(stderr, "setup: %s\n", err);
         return -1;
@@ -503,6 +503,34 @@ static void test_chat(void **state) {
     assert_int_equal((int)json_num(j, "usage.prompt_tokens_details.cached_tokens"), n_prompt - 1);
     cJSON_Delete(j);
     http_free(&h);
+}
+
+/* Two conversations in turn, with two contexts kept: each continues its own
+ * cached prompt (all but the last token), answering as before. */
+static void test_two_conversations(void **state) {
+    (void)state;
+    static const char *const bodies[2] = {
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"Name three colours.\"}],\"temperature\":0,\"max_tokens\":4}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"Count to five.\"}],\"temperature\":0,\"max_tokens\":4}"};
+    char *first[2] = {NULL, NULL};
+    for (int round = 0; round < 2; round++)
+        for (int k = 0; k < 2; k++) {
+            struct http h = request("POST", "/v1/chat/completions", bodies[k]);
+            assert_int_equal(h.status, 200);
+            cJSON *j = parse_json(&h);
+            const char *text = json_str(j, "choices.0.message.content");
+            if (round == 0) {
+                first[k] = strdup(text);
+            } else {
+                assert_string_equal(text, first[k]);
+                assert_int_equal((int)json_num(j, "usage.prompt_tokens_details.cached_tokens"),
+                                 (int)json_num(j, "usage.prompt_tokens") - 1);
+            }
+            cJSON_Delete(j);
+            http_free(&h);
+        }
+    free(first[0]);
+    free(first[1]);
 }
 
 /* Splits an SSE body into its data payloads; returns the count. */
@@ -887,7 +915,7 @@ static void test_routed_backend(void **state) {
     ac_model_free(tiny);
 
     struct ac_backend *rb;
-    struct ac_routed_params rp = {.dir = dir, .controller_path = ctrl_path, .n_ctx = 128};
+    struct ac_routed_params rp = {.dir = dir, .controller_path = ctrl_path, .n_ctx = 128, .prompt_cache = 1};
     if (ac_backend_routed_new(&rb, &rp, err) != 0) fail_msg("routed backend: %s", err);
     struct ac_server *rs;
     char tele[160];
@@ -1466,6 +1494,7 @@ int main(void) {
         cmocka_unit_test(test_chatml),
         cmocka_unit_test(test_health_models),
         cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_two_conversations),
         cmocka_unit_test(test_chat_stream),
         cmocka_unit_test(test_multi_message),
         cmocka_unit_test(test_completions_and_stop),

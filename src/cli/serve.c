@@ -39,6 +39,11 @@ static void help(void) {
            "  -t, --threads N          inference threads (default: number of cores)\n"
            "      --ctx-size N         context positions per request, prompt + answer\n"
            "                           (default: the model's, up to 4096)\n"
+           "      --prompt-cache N     contexts kept between requests (default 1): a request\n"
+           "                           runs only what its prompt adds to a kept context's on\n"
+           "                           the same configuration (usage.prompt_tokens_details.\n"
+           "                           cached_tokens); each holds --ctx-size positions of KV\n"
+           "                           cache, 0 = a fresh context per request\n"
            "      --max-body BYTES     largest request body (default 1048576)\n"
            "      --max-connections N  concurrent connections (default 64)\n"
            "      --max-queue N        requests waiting for the model before 503 (default 64)\n"
@@ -49,7 +54,7 @@ static void help(void) {
 int cmd_serve(int argc, char **argv) {
     const char *model_path = DEFAULT_MODEL, *host = "127.0.0.1", *api_key = getenv("AGENTCOMPRESS_API_KEY");
     const char *dir = NULL, *controller = NULL, *fixed = NULL, *telemetry = NULL;
-    long port = 8080, threads = 0, n_ctx = 0, max_body = 1 << 20, max_conn = 64, max_queue = 64;
+    long port = 8080, threads = 0, n_ctx = 0, max_body = 1 << 20, max_conn = 64, max_queue = 64, prompt_cache = 1;
     size_t budget = 0;
     double fidelity_rate = 0.0;
     bool quiet = false;
@@ -63,6 +68,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--api-key")) { VALUE(); api_key = v; }
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VALUE(); if (cli_int(CMD, a, v, 1, 1024, &threads)) return 1; }
         else if (!strcmp(a, "--ctx-size")) { VALUE(); if (cli_int(CMD, a, v, 8, 1 << 20, &n_ctx)) return 1; }
+        else if (!strcmp(a, "--prompt-cache")) { VALUE(); if (cli_int(CMD, a, v, 0, 256, &prompt_cache)) return 1; }
         else if (!strcmp(a, "-V")) { VALUE(); dir = v; }
         else if (!strcmp(a, "-c") || !strcmp(a, "--controller")) { VALUE(); controller = v; }
         else if (!strcmp(a, "--variant")) { VALUE(); fixed = v; }
@@ -95,11 +101,12 @@ int cmd_serve(int argc, char **argv) {
     if (dir) {
         struct ac_routed_params rp = {.dir = dir, .controller_path = controller, .fixed_variant = fixed,
                                       .mem_budget = budget, .measure_fidelity = fidelity_rate > 0.0,
-                                      .n_ctx = (int)n_ctx, .n_threads = (int)threads};
+                                      .n_ctx = (int)n_ctx, .n_threads = (int)threads,
+                                      .prompt_cache = (int)prompt_cache};
         if (ac_backend_routed_new(&backend, &rp, err) != 0) return cli_fail(CMD, "%s", err);
         model_path = dir;
     } else {
-        struct ac_single_params sp = {.n_ctx = (int)n_ctx, .n_threads = (int)threads};
+        struct ac_single_params sp = {.n_ctx = (int)n_ctx, .n_threads = (int)threads, .prompt_cache = (int)prompt_cache};
         if (ac_backend_single_new(&backend, model_path, &sp, err) != 0) return cli_fail(CMD, "%s", err);
     }
     struct ac_server_config cfg = {

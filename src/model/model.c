@@ -489,9 +489,14 @@ void ac_context_truncate(struct ac_context *c, int n_past) {
     if (n_past >= 0 && n_past < c->n_past) c->n_past = n_past;
 }
 
-int ac_context_keep_prefix(struct ac_context *c, const int32_t *tokens, int n_tokens) {
+int ac_context_cached_prefix(const struct ac_context *c, const int32_t *tokens, int n_tokens) {
     int keep = 0;
     while (keep < c->n_past && keep < n_tokens - 1 && c->ids[keep] == tokens[keep]) keep++;
+    return keep;
+}
+
+int ac_context_keep_prefix(struct ac_context *c, const int32_t *tokens, int n_tokens) {
+    const int keep = ac_context_cached_prefix(c, tokens, n_tokens);
     c->n_past = keep;
     c->weight_bytes = 0.0;
     c->tokens_processed = 0;

@@ -148,6 +148,8 @@ void ac_context_truncate(struct ac_context *c, int n_past);
  * bits as running all of them on a reset context (the forward pass does
  * not depend on how tokens are batched). */
 int ac_context_keep_prefix(struct ac_context *c, const int32_t *tokens, int n_tokens);
+/* How many positions ac_context_keep_prefix would keep (changes nothing). */
+int ac_context_cached_prefix(const struct ac_context *c, const int32_t *tokens, int n_tokens);
 
 enum ac_logits_mode {
     AC_LOGITS_NONE,

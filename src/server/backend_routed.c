@@ -12,6 +12,7 @@
 #include "controller/controller.h"
 #include "model/model.h"
 #include "runtime/cache.h"
+#include "runtime/prompt_cache.h"
 #include "server/fidelity.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
@@ -31,16 +32,7 @@ struct routed {
     pthread_mutex_t pf_mu;
     int pf_next;    /* variant of the request expected next (-1: none) */
     int pf_running; /* variant the current run holds (-1: none yet) */
-    /* The context of the last run, kept for prompt caching: a request on
-     * the same configuration of the same load of its variant starts from
-     * the cached prompt. Taken out (NULL) while a run uses it. */
-    pthread_mutex_t kept_mu;
-    struct kept_context {
-        struct ac_context *ctx;
-        int variant;
-        float prune, sparsity;
-        long load_id;
-    } kept;
+    struct ac_prompt_cache *prompts; /* contexts kept by configuration and load of its variant */
 };
 
 struct ac_prepared {
@@ -188,19 +180,11 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
     const int next = r->pf_next;
     pthread_mutex_unlock(&r->pf_mu);
     prefetch_variant(r, next, p->variant);
-    const struct kept_context want = {
+    const struct ac_prompt_key key = {
         .variant = p->variant, .prune = p->prune, .sparsity = p->sparsity, .load_id = ac_cache_load_id(r->cache, v->name)};
-    pthread_mutex_lock(&r->kept_mu);
-    struct kept_context kept = r->kept;
-    r->kept.ctx = NULL;
-    pthread_mutex_unlock(&r->kept_mu);
-    struct ac_context *ctx = NULL;
+    struct ac_context *ctx = ac_prompt_cache_take(r->prompts, &key, p->ids, p->n_ids);
     int rc = 0;
-    if (kept.ctx && kept.variant == want.variant && kept.prune == want.prune && kept.sparsity == want.sparsity &&
-        kept.load_id == want.load_id) {
-        ctx = kept.ctx;
-    } else {
-        ac_context_free(kept.ctx); /* frees only its own buffers: safe after its model is gone */
+    if (!ctx) {
         struct ac_context_params cp = {.n_ctx = r->n_ctx, .n_threads = r->n_threads};
         rc = ac_context_new(&ctx, model, &cp, err);
         if (rc == 0 && (p->prune > 0.0f || p->sparsity > 0.0f)) {
@@ -210,15 +194,10 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
         }
     }
     if (rc == 0) rc = ac_backend_generate(ctx, r->tok, p->ids, p->n_ids, req, emit, user, res, err);
-    if (rc == 0) { /* keep it for the next request (one kept at a time) */
-        pthread_mutex_lock(&r->kept_mu);
-        kept = r->kept;
-        r->kept = want;
-        r->kept.ctx = ctx;
-        pthread_mutex_unlock(&r->kept_mu);
-        ctx = kept.ctx;
-    }
-    ac_context_free(ctx);
+    if (rc == 0)
+        ac_prompt_cache_put(r->prompts, &key, ctx);
+    else
+        ac_context_free(ctx);
     pthread_mutex_lock(&r->pf_mu);
     r->pf_running = -1;
     pthread_mutex_unlock(&r->pf_mu);
@@ -256,13 +235,12 @@ static void routed_prepared_free(struct ac_prepared *p) {
 
 static void routed_free(struct ac_backend *b) {
     struct routed *r = (struct routed *)b;
+    ac_prompt_cache_free(r->prompts);
     ac_cache_free(r->cache);
     ac_controller_free(r->ctrl);
     ac_tokenizer_free(r->tok);
     ac_model_free(r->f16);
     ac_manifest_free(r->man);
-    ac_context_free(r->kept.ctx);
-    pthread_mutex_destroy(&r->kept_mu);
     pthread_mutex_destroy(&r->ctrl_mu);
     pthread_mutex_destroy(&r->config_mu);
     pthread_mutex_destroy(&r->pf_mu);
@@ -291,10 +269,10 @@ int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params
     pthread_mutex_init(&r->ctrl_mu, NULL);
     pthread_mutex_init(&r->config_mu, NULL);
     pthread_mutex_init(&r->pf_mu, NULL);
-    pthread_mutex_init(&r->kept_mu, NULL);
     r->pf_next = r->pf_running = -1;
     snprintf(r->dir, sizeof r->dir, "%s", p->dir);
     r->n_threads = p->n_threads;
+    if (ac_prompt_cache_new(&r->prompts, p->prompt_cache, err) != 0) goto fail;
     char path[8192];
     if (ac_manifest_load(&r->man, p->dir, err) != 0) goto fail;
     /* embeddings and tokenizer: the f16 variant, else the first */

@@ -5,6 +5,7 @@
 
 #include "model/model.h"
 #include "runtime/generate.h"
+#include "runtime/prompt_cache.h"
 #include "server/server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -114,7 +115,8 @@ struct single {
     struct ac_backend base;
     struct ac_model *model;
     struct ac_tokenizer *tok;
-    struct ac_context *ctx; /* used by the worker only */
+    struct ac_prompt_cache *prompts; /* kept contexts (one configuration: the model) */
+    struct ac_context_params cp;
     int n_ctx;
     char *name; /* the variant: the file name without .gguf */
 };
@@ -231,10 +233,19 @@ int ac_backend_generate(struct ac_context *ctx, const struct ac_tokenizer *tok, 
     return 0;
 }
 
+/* The one configuration of the single backend's kept contexts. */
+static const struct ac_prompt_key SINGLE_KEY = {.load_id = 1};
+
 static int single_run(struct ac_backend *b, struct ac_prepared *p, const struct ac_gen_request *req, ac_text_fn emit,
                       void *user, struct ac_run_result *res, char *err) {
     struct single *s = (struct single *)b;
-    if (ac_backend_generate(s->ctx, s->tok, p->ids, p->n_ids, req, emit, user, res, err) != 0) return -1;
+    struct ac_context *ctx = ac_prompt_cache_take(s->prompts, &SINGLE_KEY, p->ids, p->n_ids);
+    if (!ctx && ac_context_new(&ctx, s->model, &s->cp, err) != 0) return -1;
+    if (ac_backend_generate(ctx, s->tok, p->ids, p->n_ids, req, emit, user, res, err) != 0) {
+        ac_context_free(ctx);
+        return -1;
+    }
+    ac_prompt_cache_put(s->prompts, &SINGLE_KEY, ctx);
     res->variant = s->name;
     return 0;
 }
@@ -247,7 +258,7 @@ static void single_prepared_free(struct ac_prepared *p) {
 
 static void single_free(struct ac_backend *b) {
     struct single *s = (struct single *)b;
-    ac_context_free(s->ctx);
+    ac_prompt_cache_free(s->prompts);
     ac_tokenizer_free(s->tok);
     ac_model_free(s->model);
     free(s->name);
@@ -283,15 +294,19 @@ int ac_backend_single_new(struct ac_backend **out, const char *model_path, const
     struct single *s = calloc(1, sizeof *s);
     if (!s) return ac_errf(err, "out of memory");
     s->base.ops = &SINGLE_OPS;
-    struct ac_context_params cp = {.n_ctx = p ? p->n_ctx : 0, .n_threads = p ? p->n_threads : 0};
+    s->cp = (struct ac_context_params){.n_ctx = p ? p->n_ctx : 0, .n_threads = p ? p->n_threads : 0};
     if (!(s->name = variant_name(model_path))) {
         ac_errf(err, "out of memory");
         goto fail;
     }
+    /* one context made now: its errors show at start, and it is the first kept */
+    struct ac_context *ctx;
     if (ac_model_load(&s->model, model_path, err) != 0 || ac_tokenizer_load(&s->tok, s->model->file, err) != 0 ||
-        ac_context_new(&s->ctx, s->model, &cp, err) != 0)
+        ac_prompt_cache_new(&s->prompts, p ? p->prompt_cache : 1, err) != 0 ||
+        ac_context_new(&ctx, s->model, &s->cp, err) != 0)
         goto fail;
-    s->n_ctx = ac_context_n_ctx(s->ctx);
+    s->n_ctx = ac_context_n_ctx(ctx);
+    ac_prompt_cache_put(s->prompts, &SINGLE_KEY, ctx);
     *out = &s->base;
     return 0;
 fail:

@@ -166,6 +166,7 @@ struct ac_routed_params {
     size_t mem_budget;           /* 0: two of the largest variants */
     bool measure_fidelity;       /* telemetry will measure fidelity: the budget must hold two variants */
     int n_ctx, n_threads;        /* 0: defaults */
+    int prompt_cache;            /* contexts kept for prompt caching (runtime/prompt_cache.h); 0: none */
 };
 int ac_backend_routed_new(struct ac_backend **out, const struct ac_routed_params *p, char *err);
 
@@ -177,11 +178,12 @@ int ac_remote_run(const char *url, const char *model, const struct ac_gen_reques
                   struct ac_run_result *res, char *err);
 
 struct ac_single_params {
-    int n_ctx;     /* 0: the library's default */
-    int n_threads; /* 0: number of cores */
+    int n_ctx;        /* 0: the library's default */
+    int n_threads;    /* 0: number of cores */
+    int prompt_cache; /* contexts kept for prompt caching (runtime/prompt_cache.h); 0: none */
 };
 
-/* One GGUF model and one context. Its variant name is the file's name
+/* One GGUF model and its kept contexts. Its variant name is the file's name
  * without ".gguf"; requests may name that or "agentcompress" (the router). */
 int ac_backend_single_new(struct ac_backend **out, const char *model_path, const struct ac_single_params *p,
                           char *err);
