@@ -201,6 +201,39 @@ static void test_kept_contexts(void **state) {
     assert_int_equal(ac_prompt_cache_size(pc), 2);
     assert_ptr_equal(ac_prompt_cache_take(pc, &key, b, nb), ca);
     ac_prompt_cache_put(pc, &key, ca);
+    /* a new context seeded from the kept ones: the longest prefix of c any
+     * holds, and then it generates what a fresh context generates */
+    struct ac_context *seeded = holding(fx, NULL, 0);
+    assert_int_equal(ac_prompt_cache_seed(pc, &key, c, nc, seeded), with_a);
+    assert_int_equal(ac_context_n_past(seeded), with_a);
+    assert_int_equal(ac_prompt_cache_seed(pc, &pruned, a, na, seeded), 2); /* the pruned-key context holds c[0..2) */
+    assert_int_equal(ac_prompt_cache_seed(pc, &key, c, nc, seeded), with_a);
+    struct ac_context *fresh = holding(fx, NULL, 0);
+    struct collected got, want;
+    struct ac_gen_stats st;
+    generate(fx, seeded, true, c, nc, 0.0f, &got, &st);
+    assert_int_equal(st.n_cached, with_a);
+    generate(fx, fresh, false, c, nc, 0.0f, &want, &st);
+    assert_int_equal(got.n, want.n);
+    assert_memory_equal(got.ids, want.ids, sizeof(int32_t) * (size_t)want.n);
+    /* copies only between contexts of one model, length and configuration */
+    assert_int_equal(ac_context_copy_prefix(fresh, seeded, ac_context_n_past(seeded) + 1), -1);
+    bool skip[64] = {false};
+    skip[1] = true;
+    const struct ac_run_config rc = {.skip_layer = skip};
+    assert_int_equal(ac_context_set_run_config(fresh, &rc, err), 0);
+    assert_int_equal(ac_context_copy_prefix(fresh, seeded, 2), -1);
+    struct ac_model *tiny;
+    struct ac_context *other;
+    assert_int_equal(ac_model_load(&tiny, "tests/fixtures/tiny_llama.gguf", err), 0);
+    const struct ac_context_params tiny_cp = {.n_ctx = 16, .n_threads = 1};
+    if (ac_context_new(&other, tiny, &tiny_cp, err) != 0) fail_msg("%s", err);
+    assert_int_equal(ac_context_copy_prefix(other, seeded, 2), -1);
+    ac_context_free(other);
+    ac_model_free(tiny);
+    ac_context_free(fresh);
+    ac_context_free(seeded);
+
     /* a new load of the variant: its old contexts are freed, not handed out */
     const struct ac_prompt_key reloaded = {.variant = 1, .load_id = 6};
     assert_null(ac_prompt_cache_take(pc, &reloaded, a, na));

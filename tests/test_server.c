@@ -505,8 +505,9 @@ static void test_chat(void **state) {
     http_free(&h);
 }
 
-/* Two conversations in turn, with two contexts kept: each continues its own
- * cached prompt (all but the last token), answering as before. */
+/* Two conversations in turn, with two contexts kept: the second's new
+ * context starts from the first's system prompt, then each continues its
+ * own cached prompt (all but the last token), answering as before. */
 static void test_two_conversations(void **state) {
     (void)state;
     static const char *const bodies[2] = {
@@ -521,6 +522,8 @@ static void test_two_conversations(void **state) {
             const char *text = json_str(j, "choices.0.message.content");
             if (round == 0) {
                 first[k] = strdup(text);
+                /* the second conversation starts from the first's system prompt, copied */
+                if (k == 1) assert_true(json_num(j, "usage.prompt_tokens_details.cached_tokens") > 0);
             } else {
                 assert_string_equal(text, first[k]);
                 assert_int_equal((int)json_num(j, "usage.prompt_tokens_details.cached_tokens"),

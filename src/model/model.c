@@ -495,6 +495,26 @@ int ac_context_cached_prefix(const struct ac_context *c, const int32_t *tokens, 
     return keep;
 }
 
+int ac_context_copy_prefix(struct ac_context *dst, const struct ac_context *src, int n) {
+    const struct ac_model_config *cfg = &src->m->cfg;
+    const size_t skip_bytes = (size_t)cfg->n_layers * sizeof *src->skip_layer;
+    const size_t thr_bytes = (size_t)cfg->n_layers * AC_SITE_COUNT * sizeof(float);
+    if (dst->m != src->m || dst->n_ctx_pad != src->n_ctx_pad || n < 0 || n > src->n_past || n > dst->n_ctx ||
+        memcmp(dst->skip_layer, src->skip_layer, skip_bytes) != 0 || !dst->threshold != !src->threshold ||
+        (src->threshold && memcmp(dst->threshold, src->threshold, thr_bytes) != 0))
+        return -1;
+    /* per (layer, kv head): the key tiles and value rows of positions [0, n) */
+    const size_t hd = (size_t)cfg->head_dim, block = (size_t)src->n_ctx_pad * hd;
+    const size_t key_elems = (size_t)(n + AC_ATTN_TILE - 1) / AC_ATTN_TILE * AC_ATTN_TILE * hd;
+    for (size_t b = 0; b < (size_t)cfg->n_layers * (size_t)cfg->n_kv_heads; b++) {
+        memcpy(dst->k_cache + b * block, src->k_cache + b * block, key_elems * sizeof(uint16_t));
+        memcpy(dst->v_cache + b * block, src->v_cache + b * block, (size_t)n * hd * sizeof(uint16_t));
+    }
+    memcpy(dst->ids, src->ids, (size_t)n * sizeof *src->ids);
+    dst->n_past = n;
+    return 0;
+}
+
 int ac_context_keep_prefix(struct ac_context *c, const int32_t *tokens, int n_tokens) {
     const int keep = ac_context_cached_prefix(c, tokens, n_tokens);
     c->n_past = keep;

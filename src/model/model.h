@@ -150,6 +150,12 @@ void ac_context_truncate(struct ac_context *c, int n_past);
 int ac_context_keep_prefix(struct ac_context *c, const int32_t *tokens, int n_tokens);
 /* How many positions ac_context_keep_prefix would keep (changes nothing). */
 int ac_context_cached_prefix(const struct ac_context *c, const int32_t *tokens, int n_tokens);
+/* Makes dst hold src's first n positions (their keys, values and tokens),
+ * as if it had run them: a new context starts from another's shared prefix
+ * (a system prompt) without running it. Both must be contexts of the same
+ * model, length and run configuration, n <= ac_context_n_past(src); else
+ * -1 and dst is unchanged. */
+int ac_context_copy_prefix(struct ac_context *dst, const struct ac_context *src, int n);
 
 enum ac_logits_mode {
     AC_LOGITS_NONE,

@@ -104,6 +104,21 @@ void ac_prompt_cache_put(struct ac_prompt_cache *pc, const struct ac_prompt_key 
     pthread_mutex_unlock(&pc->mu);
 }
 
+int ac_prompt_cache_seed(struct ac_prompt_cache *pc, const struct ac_prompt_key *key, const int32_t *ids, int n_ids,
+                         struct ac_context *fresh) {
+    pthread_mutex_lock(&pc->mu);
+    int best = -1, best_len = 0;
+    for (int i = 0; i < pc->capacity; i++) {
+        const struct slot *s = &pc->slots[i];
+        if (!s->ctx || !same_config(&s->key, key)) continue;
+        const int len = ac_context_cached_prefix(s->ctx, ids, n_ids);
+        if (len > best_len) best = i, best_len = len;
+    }
+    const int n = best >= 0 && ac_context_copy_prefix(fresh, pc->slots[best].ctx, best_len) == 0 ? best_len : 0;
+    pthread_mutex_unlock(&pc->mu);
+    return n;
+}
+
 int ac_prompt_cache_size(struct ac_prompt_cache *pc) {
     pthread_mutex_lock(&pc->mu);
     int n = 0;

@@ -38,6 +38,12 @@ struct ac_context *ac_prompt_cache_take(struct ac_prompt_cache *pc, const struct
  * least recently used context is freed (ctx itself, with capacity 0). */
 void ac_prompt_cache_put(struct ac_prompt_cache *pc, const struct ac_prompt_key *key, struct ac_context *ctx);
 
+/* Seeds fresh, a new context of key's configuration, with the longest
+ * prefix of ids that a kept context of the configuration holds
+ * (ac_context_copy_prefix); returns its length (0: none). */
+int ac_prompt_cache_seed(struct ac_prompt_cache *pc, const struct ac_prompt_key *key, const int32_t *ids, int n_ids,
+                         struct ac_context *fresh);
+
 /* Contexts kept now. */
 int ac_prompt_cache_size(struct ac_prompt_cache *pc);
 

@@ -192,6 +192,7 @@ static int routed_run(struct ac_backend *b, struct ac_prepared *p, const struct 
             rc = ac_variant_apply_config(model, ctx, r->dir, r->man, v->file, p->prune, p->sparsity, err);
             pthread_mutex_unlock(&r->config_mu);
         }
+        if (rc == 0) ac_prompt_cache_seed(r->prompts, &key, p->ids, p->n_ids, ctx);
     }
     if (rc == 0) rc = ac_backend_generate(ctx, r->tok, p->ids, p->n_ids, req, emit, user, res, err);
     if (rc == 0)

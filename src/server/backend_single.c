@@ -240,7 +240,10 @@ static int single_run(struct ac_backend *b, struct ac_prepared *p, const struct 
                       void *user, struct ac_run_result *res, char *err) {
     struct single *s = (struct single *)b;
     struct ac_context *ctx = ac_prompt_cache_take(s->prompts, &SINGLE_KEY, p->ids, p->n_ids);
-    if (!ctx && ac_context_new(&ctx, s->model, &s->cp, err) != 0) return -1;
+    if (!ctx) {
+        if (ac_context_new(&ctx, s->model, &s->cp, err) != 0) return -1;
+        ac_prompt_cache_seed(s->prompts, &SINGLE_KEY, p->ids, p->n_ids, ctx);
+    }
     if (ac_backend_generate(ctx, s->tok, p->ids, p->n_ids, req, emit, user, res, err) != 0) {
         ac_context_free(ctx);
         return -1;
