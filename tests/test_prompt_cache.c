@@ -20,6 +20,7 @@
 #include "runtime/generate.h"
 #include "runtime/prompt_cache.h"
 #include "tokenizer/tokenizer.h"
+#include "token_collect.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define N_GEN 12
@@ -29,17 +30,6 @@ struct fixture {
     struct ac_model *model;
     struct ac_tokenizer *tok;
 };
-
-struct collected {
-    int32_t ids[MAX_IDS];
-    int n;
-};
-
-static bool collect(void *user, int32_t id) {
-    struct collected *c = user;
-    if (c->n < MAX_IDS) c->ids[c->n++] = id;
-    return false;
-}
 
 static int setup(void **state) {
     static struct fixture fx;

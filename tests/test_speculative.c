@@ -19,27 +19,16 @@
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "tokenizer/tokenizer.h"
+#include "token_collect.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define N_GEN 24
-#define MAX_IDS 64
 
 struct fixture {
     struct ac_model *model, *q4_0;
     struct ac_tokenizer *tok;
     char dir[64];
 };
-
-struct collected {
-    int32_t ids[MAX_IDS];
-    int n;
-};
-
-static bool collect(void *user, int32_t id) {
-    struct collected *c = user;
-    if (c->n < MAX_IDS) c->ids[c->n++] = id;
-    return false;
-}
 
 static int setup(void **state) {
     static struct fixture fx;
