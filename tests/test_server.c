@@ -830,6 +830,10 @@ static void test_metrics(void **state) {
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strstr(h.body, names[i])) fail_msg("/metrics lacks '%s':\n%s", names[i], h.body);
+    /* test_chat and test_two_conversations ran from cached prompts */
+    const char *cached = has(h.body, "\nagentcompress_tokens_cached_total ");
+    assert_non_null(cached);
+    assert_true(atoi(cached + strlen("\nagentcompress_tokens_cached_total ")) > 0);
     http_free(&h);
 }
 

@@ -45,6 +45,7 @@ void ac_metrics_generation(struct ac_metrics *m, const struct ac_run_result *res
     const char *variant = res->variant ? res->variant : "";
     pthread_mutex_lock(&m->mu);
     m->tokens_prompt += (uint64_t)res->n_prompt;
+    m->tokens_cached += (uint64_t)res->n_cached;
     m->tokens_generated += (uint64_t)res->n_generated;
     if (res->cache_hit == 1) m->cache_hits++;
     if (res->cache_hit == 0) m->cache_misses++, m->variant_swaps++;
@@ -96,6 +97,8 @@ int ac_metrics_render(struct ac_metrics *m, int queue_depth, int in_flight, cons
                                 ENDPOINTS[ep], m->requests[ep][i].status,
                                 (unsigned long long)m->requests[ep][i].count);
     rc |= counter(out, "agentcompress_tokens_prompt_total", "Prompt tokens processed.", m->tokens_prompt);
+    rc |= counter(out, "agentcompress_tokens_cached_total", "Prompt tokens taken from a kept context, not run.",
+                  m->tokens_cached);
     rc |= counter(out, "agentcompress_tokens_generated_total", "Tokens generated.", m->tokens_generated);
     rc |= ac_buf_printf(out, "# HELP agentcompress_variant_requests_total Generation requests run, by variant.\n"
                              "# TYPE agentcompress_variant_requests_total counter\n");

@@ -93,7 +93,7 @@ struct ac_metrics {
         int status;
         uint64_t count;
     } requests[AC_EP_COUNT][AC_METRICS_STATUSES];
-    uint64_t tokens_prompt, tokens_generated, client_disconnects;
+    uint64_t tokens_prompt, tokens_cached, tokens_generated, client_disconnects;
     struct {
         char name[96];
         uint64_t count;
