@@ -74,10 +74,11 @@ ac_gemm_fn ac_quant_gemm(uint32_t type) {
     return NULL;
 }
 
-/* ---- x16 layouts: Q4_0, Q4_1, Q8_0 and Q2_0 packed 16 rows at a time (quant.h) ----
- * The types' blocks are fp16 halves (d; Q4_1, Q2_0: d, m) followed by the
- * quants (16 bytes of nibbles, 32 signed bytes, 8 bytes of 2-bit codes), so
- * one packer serves all four; Q8_0's quants are stored + 128. */
+/* ---- x16 layouts: Q4_0, Q4_1, Q8_0, Q2_0 and Q2_K packed 16 rows at a time (quant.h) ----
+ * The first four types' blocks are fp16 halves (d; Q4_1, Q2_0: d, m)
+ * followed by the quants (16 bytes of nibbles, 32 signed bytes, 8 bytes of
+ * 2-bit codes), so one packer serves them; Q8_0's quants are stored + 128.
+ * Q2_K's superblocks (scales, qs, d, dmin) have their own. */
 
 bool ac_x16_has(uint32_t type) {
     return type == AC_TYPE_Q4_0 || type == AC_TYPE_Q4_1 || type == AC_TYPE_Q8_0 || type == AC_TYPE_Q2_0 ||
@@ -105,27 +106,21 @@ size_t ac_x16_size(uint32_t type, int64_t n_rows, int64_t n) {
 }
 
 /* Offset in a group of block b's quants; the scales start at b = nb (then,
- * for Q4_1, the mins: 16 * nb halves further). */
+ * for Q4_1 and Q2_0, the mins: 16 * nb halves further). */
 static size_t x16_qs_at(uint32_t type, int64_t b) {
     return (size_t)b * AC_X16_ROWS * x16_row_qs(type);
 }
 
-/* Q2_K's x16 superblock of a group (quant.h): the 16 rows' qs as 16
- * dwords, their scales bytes, d and dmin. */
-#define Q2K_X16_SCALES (16 * QK_K / 4)
-#define Q2K_X16_D (Q2K_X16_SCALES + 16 * QK_K / 16)
-#define Q2K_X16_DMIN (Q2K_X16_D + 16 * (int)sizeof(ac_half))
-
 /* Row r's block of a group's superblock sb <-> the plain block_q2_K. */
 static void q2_K_x16_put(uint8_t *sb, int r, const block_q2_K *blk) {
     for (int j = 0; j < QK_K / 16; j++) memcpy(sb + 64 * j + 4 * r, blk->qs + 4 * j, 4);
-    for (int g = 0; g < QK_K / 16; g++) sb[Q2K_X16_SCALES + 16 * g + r] = blk->scales[g];
+    for (int g = 0; g < QK_K / 16; g++) sb[Q2K_X16_SCALES + AC_X16_ROWS * g + r] = blk->scales[g];
     memcpy(sb + Q2K_X16_D + 2 * r, &blk->d, 2);
     memcpy(sb + Q2K_X16_DMIN + 2 * r, &blk->dmin, 2);
 }
 static void q2_K_x16_get(const uint8_t *sb, int r, block_q2_K *blk) {
     for (int j = 0; j < QK_K / 16; j++) memcpy(blk->qs + 4 * j, sb + 64 * j + 4 * r, 4);
-    for (int g = 0; g < QK_K / 16; g++) blk->scales[g] = sb[Q2K_X16_SCALES + 16 * g + r];
+    for (int g = 0; g < QK_K / 16; g++) blk->scales[g] = sb[Q2K_X16_SCALES + AC_X16_ROWS * g + r];
     memcpy(&blk->d, sb + Q2K_X16_D + 2 * r, 2);
     memcpy(&blk->dmin, sb + Q2K_X16_DMIN + 2 * r, 2);
 }

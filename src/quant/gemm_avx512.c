@@ -380,25 +380,33 @@ AI __m512 load_mins_x16(enum kind k, const uint8_t *g, int nb, int b) {
         _mm256_loadu_si256((const __m256i *)(g + (size_t)nb * x16_qs(k) + 32 * (size_t)nb + 32 * (size_t)b)));
 }
 
+/* The weights of a one-token kernel on x16 groups are one stream, but it
+ * starts cold on every call and runs at DRAM speed: as gemv, the first
+ * groups go to L2 at the start, and while a group is read the next goes
+ * into L1 and the one 4 further into L2, a slice per block (prefetches
+ * never fault; past the end they only waste a fetch). */
+AI void x16_prefetch_start(const uint8_t *w, size_t group, int n_rows) {
+    const size_t end = (size_t)((n_rows + GR - 1) / GR) * group;
+    for (size_t o = 0; o < (end < 5 * group ? end : 5 * group); o += 64) _mm_prefetch((const char *)(w + o), _MM_HINT_T1);
+}
+AI void x16_prefetch_slice(const uint8_t *w, size_t group, size_t slice, int b) {
+    for (size_t o = group + (size_t)b * slice; o < group + (size_t)(b + 1) * slice; o += 64) {
+        _mm_prefetch((const char *)(w + o), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + o + 4 * group), _MM_HINT_T1);
+    }
+}
+
+/* One token against x16 groups (w at the first group). */
 AI void gemv_x16(enum kind k, int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const uint8_t *x,
                  const struct act *A, const float *bias, bool accumulate) {
-    /* One token against x16 groups. The weights are one stream, but it
-     * starts cold on every call and runs at DRAM speed: as gemv, fetch the
-     * next group into L1 and the one 4 further into L2, a slice per block
-     * (prefetches never fault; past the end they only waste a fetch). */
-    const size_t group = (size_t)GR * w_stride, end = (size_t)((n_rows + GR - 1) / GR) * group;
-    const size_t slice = (group + (size_t)nb - 1) / (size_t)nb;
-    for (size_t o = 0; o < (end < 5 * group ? end : 5 * group); o += 64)
-        _mm_prefetch((const char *)(w + o), _MM_HINT_T1);
+    const size_t group = (size_t)GR * w_stride, slice = (group + (size_t)nb - 1) / (size_t)nb;
+    x16_prefetch_start(w, group, n_rows);
     for (int r0 = 0; r0 < n_rows; r0 += GR, w += group) {
         const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1);
         __m512 acc = _mm512_setzero_ps(), ms = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {
-            for (size_t o = group + (size_t)b * slice; o < group + (size_t)(b + 1) * slice; o += 64) {
-                _mm_prefetch((const char *)(w + o), _MM_HINT_T0);
-                _mm_prefetch((const char *)(w + o + 4 * group), _MM_HINT_T1);
-            }
+            x16_prefetch_slice(w, group, slice, b);
             __m512i q[8];
             load_quants_x16(k, w + (size_t)b * x16_qs(k), q);
             const __m512 mins = has_mins(k) ? load_mins_x16(k, w, nb, b) : _mm512_setzero_ps();
@@ -497,7 +505,7 @@ GEMM_FN(q2_0x16, K_Q2_0, true)
 /* ---- Q2_K x Q8_K on its x16 layout (quant.h) ----
  * A superblock of a group holds the 16 rows' qs as 16 dwords (dword j of
  * row r at 64 * j + 4 * r), then their 16 scale bytes (scale g of row r at
- * 1024 + 16 * g + r), then d and dmin (16 halves each). Dword j's field s
+ * Q2K_X16_SCALES + 16 * g + r), then d and dmin (16 halves each). Dword j's field s
  * (bits 2s..2s+1 of each byte) holds elements 128 h + 32 s + 4 (j % 8) ..
  * + 3, h = j / 8: sub-block g = 8 h + 2 s + (j % 8) / 4. Each sub-block's
  * 16 products are one int32 per row (4 vpdpbusd), times its 4-bit scale
@@ -510,20 +518,15 @@ GEMM_FN(q2_0x16, K_Q2_0, true)
 
 static void gemv_q2_K_x16(int nb, float *out, const uint8_t *w, size_t w_stride, int n_rows, const block_q8_K *y,
                           const float *bias, bool accumulate) {
-    const size_t group = (size_t)GR * w_stride, end = (size_t)((n_rows + GR - 1) / GR) * group;
-    const size_t slice = (group + (size_t)nb - 1) / (size_t)nb;
-    for (size_t o = 0; o < (end < 5 * group ? end : 5 * group); o += 64)
-        _mm_prefetch((const char *)(w + o), _MM_HINT_T1);
+    const size_t group = (size_t)GR * w_stride, slice = (group + (size_t)nb - 1) / (size_t)nb;
+    x16_prefetch_start(w, group, n_rows);
     const __m512i m2 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi32(15);
     for (int r0 = 0; r0 < n_rows; r0 += GR, w += group) {
         const int rows = n_rows - r0 < GR ? n_rows - r0 : GR;
         const __mmask16 mask = (__mmask16)((1u << rows) - 1);
         __m512 acc = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {
-            for (size_t o = group + (size_t)b * slice; o < group + (size_t)(b + 1) * slice; o += 64) {
-                _mm_prefetch((const char *)(w + o), _MM_HINT_T0);
-                _mm_prefetch((const char *)(w + o + 4 * group), _MM_HINT_T1);
-            }
+            x16_prefetch_slice(w, group, slice, b);
             const uint8_t *sb = w + (size_t)b * Q2K_SB;
             const int8_t *yq = y[b].qs;
             __m512i isum = _mm512_setzero_si512(), summs = _mm512_setzero_si512();
@@ -545,15 +548,15 @@ static void gemv_q2_K_x16(int nb, float *out, const uint8_t *w, size_t w_stride,
                                 dot, _mm512_and_si512(_mm512_srli_epi32(q[k], 2 * f), m2),
                                 _mm512_set1_epi32(ld32((const uint8_t *)yq + 128 * h + 32 * f + 16 * half + 4 * k)));
                         const __m512i sc =
-                            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(sb + 1024 + 16 * (size_t)g)));
+                            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(sb + Q2K_X16_SCALES + 16 * (size_t)g)));
                         isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(dot, _mm512_and_si512(sc, m4)));
                         summs = _mm512_add_epi32(
                             summs, _mm512_mullo_epi32(_mm512_srli_epi32(sc, 4), _mm512_set1_epi32(y[b].bsums[g])));
                     }
                 }
             const __m512 yd = _mm512_set1_ps(y[b].d);
-            const __m512 dall = _mm512_mul_ps(yd, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sb + 1280))));
-            const __m512 dmin = _mm512_mul_ps(yd, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sb + 1312))));
+            const __m512 dall = _mm512_mul_ps(yd, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sb + Q2K_X16_D))));
+            const __m512 dmin = _mm512_mul_ps(yd, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sb + Q2K_X16_DMIN))));
             acc = _mm512_add_ps(acc, _mm512_sub_ps(_mm512_mul_ps(dall, _mm512_cvtepi32_ps(isum)),
                                                    _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summs))));
         }

@@ -6,6 +6,15 @@
 
 #include "quant/quant_internal.h"
 
+/* Q2_K's x16 superblock of a group (quant.h): the 16 rows' qs as 16
+ * dwords, then scale byte g of row r at Q2K_X16_SCALES + 16 * g + r, then
+ * the rows' d and dmin halves; the whole is 16 plain blocks long. */
+#define Q2K_X16_SCALES (AC_X16_ROWS * QK_K / 4)
+#define Q2K_X16_D (Q2K_X16_SCALES + AC_X16_ROWS * QK_K / 16)
+#define Q2K_X16_DMIN (Q2K_X16_D + AC_X16_ROWS * (int)sizeof(ac_half))
+static_assert(Q2K_X16_DMIN + AC_X16_ROWS * sizeof(ac_half) == AC_X16_ROWS * sizeof(block_q2_K),
+              "q2_Kx16 superblock size");
+
 /* The kernel of one type at one level, or NULL where that level has none
  * (the scalar level has one for every type: vec_dot_ref in a loop). Call a
  * SIMD level's only when ac_quant_cpu_has(level). */
