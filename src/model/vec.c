@@ -20,9 +20,14 @@ void ac_vec_mad_ref(int n, float *restrict y, const float *restrict x, float a) 
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* Dimension 0 of position p's key in the tiles (dimension i is i * AC_ATTN_TILE further). */
+static size_t key_at(int d, int p) {
+    return (size_t)(p / AC_ATTN_TILE) * d * AC_ATTN_TILE + p % AC_ATTN_TILE;
+}
+
 void ac_attn_store_key(int d, uint16_t *k_tiles, int p, const uint16_t *k) {
-    uint16_t *tile = k_tiles + (size_t)(p / AC_ATTN_TILE) * d * AC_ATTN_TILE + p % AC_ATTN_TILE;
-    for (int i = 0; i < d; i++) tile[(size_t)i * AC_ATTN_TILE] = k[i];
+    uint16_t *key = k_tiles + key_at(d, p);
+    for (int i = 0; i < d; i++) key[(size_t)i * AC_ATTN_TILE] = k[i];
 }
 
 void ac_vec_attn_f16_ref(const struct ac_attn_rows *rows, const uint16_t *k_tiles, const uint16_t *v16, float scale,
@@ -36,9 +41,9 @@ void ac_vec_attn_f16_ref(const struct ac_attn_rows *rows, const uint16_t *k_tile
             float *s = scores + ((size_t)t * rows->group + g) * n_stride, maxs = -INFINITY, sum = 0.0f;
             float *o = rows->out + (size_t)t * rows->out_stride + (size_t)g * d;
             for (int p = 0; p < n_pos; p++) {
-                const uint16_t *tile = k_tiles + (size_t)(p / AC_ATTN_TILE) * d * AC_ATTN_TILE + p % AC_ATTN_TILE;
+                const uint16_t *key = k_tiles + key_at(d, p);
                 float dot = 0.0f;
-                for (int i = 0; i < d; i++) dot += ac_fp16_to_fp32(tile[(size_t)i * AC_ATTN_TILE]) * ac_fp16_to_fp32(q[i]);
+                for (int i = 0; i < d; i++) dot += ac_fp16_to_fp32(key[(size_t)i * AC_ATTN_TILE]) * ac_fp16_to_fp32(q[i]);
                 s[p] = dot * scale;
                 if (s[p] > maxs) maxs = s[p];
             }

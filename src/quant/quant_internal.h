@@ -168,7 +168,6 @@ void ac_quantize_row_q8_K_ref(const float *restrict x, void *restrict y, int64_t
 void ac_quant_install_avx2(struct ac_type_traits *table);
 void ac_quant_install_avx512(struct ac_type_traits *table);
 
-
 /* Switches every traits entry to the kernels of one level (tests and
  * benchmarks compare levels side by side). Returns false, changing nothing,
  * if the CPU lacks the level. Not thread-safe against concurrent kernel use. */

@@ -107,8 +107,8 @@ int32_t ac_sample_pick(const float *logits, int n, const struct ac_sampler_param
     int sorted = k < n ? k : (p->top_p < 1.0f ? (n < 256 ? n : 256) : n);
     top_m(logits, n, sorted, items);
     const float maxl = items[0].p;
-    /* the softmax normaliser over the k candidates (computed before any
-     * sorting: the sum does not depend on order) */
+    /* the softmax normaliser over the k candidates (the top k, or all n
+     * logits when k = n: only the best `sorted` are ordered) */
     double sum = 0.0;
     if (k < n)
         for (int i = 0; i < k; i++) sum += exp((double)(items[i].p - maxl) / p->temp);
